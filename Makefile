@@ -1,0 +1,49 @@
+# The two commands: `make up` and `make test`. Both set everything up on a machine with only Python.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+GENERATED := gen/.generated
+NODE_DEPS := tests/node/node_modules/.installed
+PROTOS := $(shell find protos -name '*.proto')
+
+.PHONY: up test setup gen lint typecheck clean
+
+up: setup
+	$(BIN)/protoserve up
+
+test: setup $(NODE_DEPS)
+	$(BIN)/python -m pytest
+
+setup: $(INSTALLED) $(GENERATED)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Pinned dependencies first, then the code generated from protos/, then the project itself.
+$(INSTALLED): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m protoserve_runtime.codegen
+	touch $(GENERATED)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Regenerated whenever a proto changes; gen/ is output, never edited and not committed.
+$(GENERATED): $(PROTOS) protoserve_runtime/codegen.py | $(INSTALLED)
+	$(BIN)/python -m protoserve_runtime.codegen
+	touch $@
+
+gen: $(GENERATED)
+
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --silent
+	touch $@
+
+lint: setup
+	$(BIN)/buf lint
+	$(BIN)/ruff check .
+	$(BIN)/mypy protoserve_runtime inference_svc
+
+clean:
+	rm -rf $(VENV) gen .protoserve tests/node/node_modules

@@ -1,0 +1,95 @@
+"""Explicit converters between the core's types and protoserve's own protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from inference_svc.card import ModelCard
+from inference_svc.core import ModelStatus, PredictResult
+from inference_svc.repository import VersionEntry, VersionState
+from protoserve.common.v1 import model_pb2, prediction_pb2
+
+_TASKS = {
+    "classification": model_pb2.TASK_CLASSIFICATION,
+    "regression": model_pb2.TASK_REGRESSION,
+}
+_FEATURE_TYPES = {"double": model_pb2.FEATURE_TYPE_DOUBLE, "string": model_pb2.FEATURE_TYPE_STRING}
+_STATES = {
+    VersionState.LOADING: model_pb2.MODEL_VERSION_STATE_LOADING,
+    VersionState.READY: model_pb2.MODEL_VERSION_STATE_READY,
+    VersionState.FAILED: model_pb2.MODEL_VERSION_STATE_FAILED,
+    VersionState.UNLOADED: model_pb2.MODEL_VERSION_STATE_UNLOADED,
+}
+
+
+def task_to_proto(task: str) -> int:
+    return _TASKS.get(task, model_pb2.TASK_UNSPECIFIED)
+
+
+def card_to_proto(card: ModelCard) -> model_pb2.ModelCard:
+    return model_pb2.ModelCard(
+        name=card.name,
+        version=card.version,
+        task=task_to_proto(card.task),  # type: ignore[arg-type]
+        description=card.description,
+        inputs=[
+            model_pb2.FeatureSpec(
+                name=f.name, type=_FEATURE_TYPES[f.type], description=f.description, max_length=f.max_length  # type: ignore[arg-type]
+            )
+            for f in card.inputs
+        ],
+        labels=list(card.labels),
+        metrics=[model_pb2.Metric(name=k, value=v) for k, v in sorted(card.metrics.items())],
+        training_data=card.training_data,
+        algorithm=card.algorithm,
+        deterministic=card.deterministic,
+    )
+
+
+def versions_to_proto(entries: Iterable[VersionEntry]) -> list[model_pb2.ModelVersionStatus]:
+    return [
+        model_pb2.ModelVersionStatus(version=e.version, state=_STATES[e.state], reason=e.reason)  # type: ignore[arg-type]
+        for e in entries
+    ]
+
+
+def status_to_summary_fields(status: ModelStatus) -> dict[str, object]:
+    card = status.card
+    return {
+        "name": status.name,
+        "task": task_to_proto(card.task) if card else model_pb2.TASK_UNSPECIFIED,
+        "description": card.description if card else "",
+        "default_version": status.default_version or "",
+        "versions": versions_to_proto(status.versions),
+    }
+
+
+def predictions_to_proto(result: PredictResult) -> list[prediction_pb2.Prediction]:
+    """One Prediction message per row, built from column arrays with as few Python calls as we can."""
+    out = result.outputs
+    card = result.card
+    if out.probabilities is not None and out.label_indices is not None:
+        labels = card.labels
+        probability_rows = out.probabilities.tolist()
+        predictions = []
+        for index, row in zip(out.label_indices.tolist(), probability_rows):
+            predictions.append(
+                prediction_pb2.Prediction(
+                    classification=prediction_pb2.Classification(
+                        label=labels[index],
+                        score=row[index],
+                        probabilities=[
+                            prediction_pb2.ClassProbability(label=label, probability=p)
+                            for label, p in zip(labels, row)
+                        ],
+                    )
+                )
+            )
+        return predictions
+    assert out.values is not None and out.variances is not None
+    return [
+        prediction_pb2.Prediction(
+            regression=prediction_pb2.Regression(value=v, variance=var, standard_deviation=var**0.5)
+        )
+        for v, var in zip(out.values.tolist(), out.variances.tolist())
+    ]

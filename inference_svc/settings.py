@@ -1,0 +1,28 @@
+"""Settings of the inference service (environment variables ``PROTOSERVE_*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from protoserve_runtime.settings import SettingsError, setting
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    inference_address: str = setting("127.0.0.1:50051", "host:port the inference gRPC server listens on")
+    model_repository: Path = setting(Path("models"), "directory of models/<name>/<version>/")
+    trusted_types: tuple[str, ...] = setting((), "extra types (comma-separated) a model file may hold")
+    max_rows: int = setting(10_000, "most rows one Predict request may carry")
+    max_text_length: int = setting(5_000, "most characters of one text feature, unless its card says less")
+    max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
+    grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
+    log_level: str = setting("info", "debug, info, warning or error")
+
+    def validate(self) -> None:
+        if self.max_rows < 1:
+            raise SettingsError("PROTOSERVE_MAX_ROWS must be at least 1")
+        if self.max_text_length < 1:
+            raise SettingsError("PROTOSERVE_MAX_TEXT_LENGTH must be at least 1")
+        if self.max_message_bytes < 4 * 1024 * 1024:
+            raise SettingsError("PROTOSERVE_MAX_MESSAGE_BYTES must be at least 4 MiB")

@@ -1,0 +1,212 @@
+"""The ``protoserve`` command: run the system, build models, call a model, check health."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path(".protoserve")
+
+
+def _data_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from inference_svc.builtin.build import build_models
+    from inference_svc.settings import InferenceSettings
+    from protoserve_runtime import health
+    from protoserve_runtime.redis_server import EmbeddedRedis
+    from protoserve_runtime.settings import from_env
+    from protoserve_runtime.supervisor import Supervisor
+
+    inference = from_env(InferenceSettings)
+    if not args.skip_build:
+        built = build_models(inference.model_repository)
+        if built:
+            print(f"built models: {', '.join(built)}")
+    data_dir = _data_dir(args.data_dir)
+    redis_url = os.environ.get("PROTOSERVE_REDIS_URL") or os.environ.get("REDIS_URL")
+    embedded: EmbeddedRedis | None = None
+    if not redis_url:
+        embedded = EmbeddedRedis(data_dir / "redis", port=args.redis_port)
+        redis_url = embedded.start()
+    env = {"PROTOSERVE_REDIS_URL": redis_url}
+    supervisor = Supervisor()
+    stopping = False
+
+    def request_stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        supervisor.start("inference", [sys.executable, "-m", "inference_svc.main"], env)
+        health.wait_serving(inference.inference_address, timeout=120)
+        print("\nprotoserve is up:")
+        print(f"  redis      {redis_url}{'  (embedded, AOF on, data in ' + str(data_dir / 'redis') + ')' if embedded else ''}")
+        print(f"  inference  grpc://{inference.inference_address}   try: grpcurl -plaintext {inference.inference_address} list")
+        print("Press Ctrl-C to stop.\n", flush=True)
+        while not stopping:
+            exited = supervisor.first_exited()
+            if exited:
+                print(f"{exited.name} exited with code {exited.process.returncode}; stopping", file=sys.stderr)  # type: ignore[union-attr]
+                return 1
+            time.sleep(0.2)
+        return 0
+    except TimeoutError as exc:
+        print(f"a service did not become ready: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping protoserve ...", file=sys.stderr)
+        supervisor.stop_all()
+        if embedded:
+            embedded.stop()
+        print("stopped.", file=sys.stderr)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.service == "inference":
+        from inference_svc.main import main
+
+        main()
+    return 0
+
+
+def cmd_models_build(args: argparse.Namespace) -> int:
+    from inference_svc.builtin.build import build_models
+    from inference_svc.settings import InferenceSettings
+    from protoserve_runtime import logging as json_logging
+    from protoserve_runtime.settings import from_env
+
+    json_logging.configure("build")
+    settings = from_env(InferenceSettings)
+    repository = Path(args.repository) if args.repository else settings.model_repository
+    built = build_models(repository, args.names or None, force=args.force)
+    print(f"built: {', '.join(built) if built else 'nothing (all present; --force rebuilds)'}")
+    return 0
+
+
+def _inference_stub(address: str) -> Any:
+    import grpc
+
+    from protoserve.inference.v1 import inference_service_pb2_grpc
+
+    return inference_service_pb2_grpc.InferenceServiceStub(grpc.insecure_channel(address))
+
+
+def _rows_from_json(text: str) -> list[dict[str, Any]]:
+    data = json.loads(text)
+    if isinstance(data, dict) and "rows" in data:
+        data = data["rows"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError("--json takes a row object, a list of rows, or {\"rows\": [...]}")
+    return data
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format, struct_pb2
+
+    from protoserve.inference.v1 import inference_service_pb2 as pb
+
+    try:
+        rows = _rows_from_json(args.json)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    request = pb.PredictRequest(model=args.model, version=args.version or "")
+    for row in rows:
+        struct = struct_pb2.Struct()
+        struct.update(row)
+        request.rows.append(struct)
+    try:
+        response = _inference_stub(args.address).Predict(request, timeout=args.timeout)
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    print(json_format.MessageToJson(response, indent=2))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from protoserve_runtime import health
+
+    status = health.check(args.address, args.service)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def cmd_redis(args: argparse.Namespace) -> int:
+    from protoserve_runtime.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(_data_dir(args.data_dir) / "redis", port=args.port)
+    print(server.start(), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        assert server.process is not None
+        server.process.wait()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    default_address = os.environ.get("PROTOSERVE_INFERENCE_ADDRESS", "127.0.0.1:50051")
+    root = argparse.ArgumentParser(prog="protoserve", description="Serve scikit-learn models over gRPC.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="build missing models, start Redis and every service; Ctrl-C stops all")
+    up.add_argument("--data-dir", help="where the embedded Redis keeps its data (default .protoserve)")
+    up.add_argument("--redis-port", type=int, default=0, help="port of the embedded Redis (default: a free one)")
+    up.add_argument("--skip-build", action="store_true", help="do not build missing built-in models")
+    up.set_defaults(func=cmd_up)
+
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=["inference"])
+    serve.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", help="manage the model repository")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    build = models_sub.add_parser("build", help="train the built-in models into the repository")
+    build.add_argument("names", nargs="*", help="models to build (default: all)")
+    build.add_argument("--force", action="store_true", help="rebuild models that exist")
+    build.add_argument("--repository", help="model repository (default PROTOSERVE_MODEL_REPOSITORY or models)")
+    build.set_defaults(func=cmd_models_build)
+
+    predict = sub.add_parser("predict", help="call Predict on a running inference service")
+    predict.add_argument("model")
+    predict.add_argument("--json", required=True, help='rows, e.g. \'[{"text": "great"}]\'')
+    predict.add_argument("--version", help="pin a model version")
+    predict.add_argument("--address", default=default_address)
+    predict.add_argument("--timeout", type=float, default=10.0)
+    predict.set_defaults(func=cmd_predict)
+
+    health = sub.add_parser("health", help="grpc.health.v1 check; exit 0 when SERVING")
+    health.add_argument("--address", default=default_address)
+    health.add_argument("--service", default="")
+    health.set_defaults(func=cmd_health)
+
+    redis_cmd = sub.add_parser("redis", help="run the embedded Redis in the foreground")
+    redis_cmd.add_argument("--data-dir")
+    redis_cmd.add_argument("--port", type=int, default=6379)
+    redis_cmd.set_defaults(func=cmd_redis)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The one mapping from domain errors to gRPC status codes, with field details.
+
+Field violations travel as ``google.rpc.BadRequest`` in the rich status (grpcio-status), and the
+message names the field too, so callers that only read the message still learn what was wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from protoserve_runtime import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.ProtoserveError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+def status_code_for(error: errors.ProtoserveError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+    return grpc.StatusCode.UNKNOWN
+
+
+def to_rpc_status(error: errors.ProtoserveError) -> grpc.Status:
+    code = status_code_for(error)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in error.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translate_errors(method: F) -> F:
+    """Wrap an async unary servicer method: domain errors become their status, bugs INTERNAL."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except errors.ProtoserveError as exc:
+            await context.abort_with_status(to_rpc_status(exc))
+        except (grpc.aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:  # a bug: log it, answer INTERNAL, keep serving
+            log.exception("unhandled error in %s", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def translate_stream_errors(method: F) -> F:
+    """The same as translate_errors, for server-streaming methods (async generators)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except errors.ProtoserveError as exc:
+            await context.abort_with_status(to_rpc_status(exc))
+        except (grpc.aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:
+            log.exception("unhandled error in %s", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+
+    return wrapper  # type: ignore[return-value]

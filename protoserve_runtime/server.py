@@ -1,0 +1,128 @@
+"""Bootstrap shared by every gRPC service: health, reflection, limits, graceful stop on SIGTERM.
+
+A service hands ``run_server`` its servicers and a ``load`` coroutine; health stays NOT_SERVING
+until ``load`` returns, and goes back to NOT_SERVING as soon as a stop signal arrives, so load
+balancers drain the process before in-flight calls are given ``grace_seconds`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One servicer: its full service name and the function that adds it to a server."""
+
+    name: str
+    add: Callable[[grpc.aio.Server], None]
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    address: str
+    max_message_bytes: int
+    grace_seconds: float
+    reuse_port: bool = False
+
+
+def channel_options(max_message_bytes: int, reuse_port: bool = False) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+
+
+class GrpcServer:
+    """A started grpc.aio server with its health servicer; stop() drains it."""
+
+    def __init__(
+        self,
+        services: Sequence[ServiceBinding],
+        options: ServerOptions,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.options = options
+        self.health = HealthServicer()
+        self._server = grpc.aio.server(
+            options=channel_options(options.max_message_bytes, options.reuse_port),
+            interceptors=list(interceptors),
+        )
+        for service in services:
+            service.add(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        names = [s.name for s in services]
+        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self._server)
+        self._service_names = [s.name for s in services]
+        self.port = 0
+
+    async def start(self) -> int:
+        self.port = self._server.add_insecure_port(self.options.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.options.address}")
+        await self.set_serving(False)
+        await self._server.start()
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ["", *self._service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self) -> None:
+        await self.set_serving(False)
+        await self._server.stop(self.options.grace_seconds)
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def run_server(
+    service: str,
+    services: Sequence[ServiceBinding],
+    options: ServerOptions,
+    load: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]] | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and stop."""
+    server = GrpcServer(services, options, interceptors)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    port = await server.start()
+    log.info("listening", extra={"address": options.address, "port": port, "health": "NOT_SERVING"})
+    loader = asyncio.create_task(load())
+    stopper = asyncio.create_task(stop_requested.wait())
+    done, _ = await asyncio.wait({loader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if loader in done:
+        loader.result()  # a load that fails stops the process with its error
+        await server.set_serving(True)
+        log.info(f"{service} ready", extra={"port": port, "health": "SERVING"})
+        await stopper
+    else:
+        loader.cancel()
+    log.info("stopping: health NOT_SERVING, draining in-flight calls",
+             extra={"grace_seconds": options.grace_seconds})
+    await server.stop()
+    if close is not None:
+        await close()
+    log.info("stopped")

@@ -1,0 +1,83 @@
+"""Settings read from environment variables that start with ``PROTOSERVE_``.
+
+Each service declares a frozen dataclass of its settings and builds it with ``from_env``; every
+field ``foo_bar`` is read from ``PROTOSERVE_FOO_BAR``. Bad values fail at start, naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+ENV_PREFIX = "PROTOSERVE_"
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _parse(raw: str, kind: Any, name: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):  # Optional[X]: empty means None
+        inner = [a for a in typing.get_args(kind) if a is not type(None)][0]
+        return None if raw == "" else _parse(raw, inner, name)
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if kind is Path:
+            return Path(raw).expanduser()
+        return kind(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a valid {getattr(kind, '__name__', kind)}") from exc
+
+
+def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
+    """Build the settings dataclass cls from the environment; overrides win over the environment."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name in overrides:
+            values[field.name] = overrides[field.name]
+            continue
+        name = env_name(field.name)
+        if name in environ:
+            values[field.name] = _parse(environ[name], hints[field.name], name)
+    settings = cls(**values)
+    validate = getattr(settings, "validate", None)
+    if validate is not None:
+        validate()
+    return settings
+
+
+def describe(cls: type) -> list[tuple[str, Any, str]]:
+    """(variable, default, help) for every field of a settings class, for docs and --help."""
+    rows = []
+    for field in dataclasses.fields(cls):
+        default = field.default if field.default is not dataclasses.MISSING else None
+        if field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        rows.append((env_name(field.name), default, field.metadata.get("help", "")))
+    return rows
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with a default and a one-line help text."""
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: default, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
