@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import struct_pb2
+from protoserve.common.v1 import model_pb2, prediction_pb2
 
 from inference_svc.card import ModelCard
 from inference_svc.core import ModelStatus, PredictResult
 from inference_svc.repository import VersionEntry, VersionState
-from protoserve.common.v1 import model_pb2, prediction_pb2
 
 _TASKS = {
     "classification": model_pb2.TASK_CLASSIFICATION,
@@ -20,6 +23,26 @@ _STATES = {
     VersionState.FAILED: model_pb2.MODEL_VERSION_STATE_FAILED,
     VersionState.UNLOADED: model_pb2.MODEL_VERSION_STATE_UNLOADED,
 }
+
+
+def _value_to_python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {}  # only its type matters: validation refuses nested values
+    if kind == "list_value":
+        return []
+    return None  # null, or a Value with no kind set (which some clients send)
+
+
+def struct_to_row(row: struct_pb2.Struct) -> dict[str, Any]:
+    """A request row as plain Python values; never raises, whatever the client sent."""
+    return {key: _value_to_python(value) for key, value in row.fields.items()}
 
 
 def task_to_proto(task: str) -> int:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import grpc
+from protoserve.inference.v1 import inference_service_pb2 as pb
+from protoserve.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
 from inference_svc.converters import (
     card_to_proto,
     predictions_to_proto,
     status_to_summary_fields,
+    struct_to_row,
     versions_to_proto,
 )
 from inference_svc.core import InferenceCore
-from protoserve.inference.v1 import inference_service_pb2 as pb
-from protoserve.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
 
@@ -25,8 +26,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
 
     @translate_errors
     async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
-        # Struct.items() yields plain Python values (float, str, bool, None, nested containers).
-        rows = [dict(row.items()) for row in request.rows]
+        rows = [struct_to_row(row) for row in request.rows]
         result = await self._core.predict_rows(request.model, request.version or None, rows)
         return pb.PredictResponse(
             model=result.card.name, version=result.card.version, predictions=predictions_to_proto(result)

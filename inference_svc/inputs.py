@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from inference_svc.card import ModelCard
-from protoserve_runtime.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from protoserve_runtime.errors import FieldViolation, InvalidArgument
 
 MAX_REPORTED_VIOLATIONS = 20
 

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import skops.io as sio
@@ -32,7 +32,7 @@ PROJECT_TRUSTED_TYPES = ("inference_svc.builtin.text_features.VaderLexiconFeatur
 TRUSTED_MODULE_PREFIXES = ("sklearn.",)
 
 
-class VersionState(str, Enum):
+class VersionState(StrEnum):
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"

@@ -15,7 +15,7 @@ DEFAULT_DATA_DIR = Path(".protoserve")
 
 
 def _data_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR", DEFAULT_DATA_DIR))
+    return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -96,7 +96,6 @@ def cmd_models_build(args: argparse.Namespace) -> int:
 
 def _inference_stub(address: str) -> Any:
     import grpc
-
     from protoserve.inference.v1 import inference_service_pb2_grpc
 
     return inference_service_pb2_grpc.InferenceServiceStub(grpc.insecure_channel(address))
@@ -116,7 +115,6 @@ def _rows_from_json(text: str) -> list[dict[str, Any]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format, struct_pb2
-
     from protoserve.inference.v1 import inference_service_pb2 as pb
 
     try:

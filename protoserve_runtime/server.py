@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -98,7 +99,7 @@ async def run_server(
     service: str,
     services: Sequence[ServiceBinding],
     options: ServerOptions,
-    load: Callable[[], Awaitable[None]],
+    load: Callable[[], Coroutine[Any, Any, None]],
     close: Callable[[], Awaitable[None]] | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> None:

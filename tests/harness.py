@@ -1,0 +1,70 @@
+"""Test harness: real service processes on ephemeral ports, each with its own data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from protoserve_runtime import health
+from protoserve_runtime.redis_server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceProcess:
+    """One service started as ``python -m MODULE`` with PROTOSERVE_* settings, like `protoserve up` does."""
+
+    def __init__(self, module: str, address_setting: str, env: Mapping[str, str], log_path: Path) -> None:
+        self.module = module
+        self.address_setting = address_setting
+        self.extra_env = dict(env)
+        self.log_path = log_path
+        self.address = ""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> str:
+        for _attempt in range(3):  # a port picked free can be taken before the child binds it
+            self.address = f"127.0.0.1:{free_port()}"
+            env = {**os.environ, **self.extra_env, self.address_setting: self.address}
+            log = self.log_path.open("ab")
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module], env=env, stdout=log, stderr=log, cwd=REPO_ROOT
+            )
+            log.close()
+            try:
+                self._wait(timeout)
+                return self.address
+            except RuntimeError:
+                self.kill()
+        raise RuntimeError(f"{self.module} did not start; log: {self.log_path}\n{self.log_text()[-4000:]}")
+
+    def _wait(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("exited")
+            if health.check(self.address, timeout=1.0) == "SERVING":
+                return
+            time.sleep(0.1)
+        raise RuntimeError("timed out")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,81 @@
+"""The `protoserve` command as a user runs it: `up` starts everything, Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from protoserve_runtime.redis_server import free_port
+
+PROTOSERVE = str(Path(sys.executable).with_name("protoserve"))
+
+
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"{marker!r} not printed; got:\n{''.join(lines)}")
+
+
+def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
+        "PROTOSERVE_INFERENCE_ADDRESS": address,
+        "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("PROTOSERVE_REDIS_URL", None)
+    up = subprocess.Popen([PROTOSERVE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
+        assert f"inference  grpc://{address}" in printed
+        redis_url = next(w for w in printed.split() if w.startswith("redis://"))
+        assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}
+
+        predicted = subprocess.run(
+            [PROTOSERVE, "predict", "sentiment", "--address", address, "--json", '{"text": "I love it"}'],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert predicted.returncode == 0, predicted.stderr
+        assert json.loads(predicted.stdout)["predictions"][0]["classification"]["label"] == "positive"
+        unhealthy = subprocess.run([PROTOSERVE, "health", "--address", "127.0.0.1:1"], capture_output=True, text=True)
+        assert unhealthy.returncode == 1 and unhealthy.stdout.strip() == "UNREACHABLE"
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        assert up.stdout is not None
+        up.stdout.close()
+    # Every child is gone: nothing answers on the service or Redis ports.
+    health = subprocess.run([PROTOSERVE, "health", "--address", address], capture_output=True, text=True)
+    assert health.stdout.strip() == "UNREACHABLE"
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+        raise AssertionError("the embedded Redis still answers after Ctrl-C")
+    except redis.exceptions.ConnectionError:
+        pass
+    assert (tmp_path / "data" / "redis").is_dir()
+
+
+def test_predict_refuses_malformed_json_clearly() -> None:
+    result = subprocess.run([PROTOSERVE, "predict", "iris-knn", "--json", "[1, 2]"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--json takes a row object" in result.stderr
