@@ -30,8 +30,10 @@ $(INSTALLED): requirements.lock pyproject.toml | $(BIN)/python
 	touch $@
 
 # Regenerated whenever a proto changes; gen/ is output, never edited and not committed.
+# The editable install is redone so that a new proto package is importable too.
 $(GENERATED): $(PROTOS) protoserve_runtime/codegen.py | $(INSTALLED)
 	$(BIN)/python -m protoserve_runtime.codegen
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 gen: $(GENERATED)

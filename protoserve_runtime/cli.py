@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from protoserve_runtime.services import SERVICES, ServiceSpec, by_name
+
 DEFAULT_DATA_DIR = Path(".protoserve")
 
 
@@ -18,17 +20,24 @@ def _data_dir(arg: str | None) -> Path:
     return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
+def wait_ready(spec: ServiceSpec, timeout: float) -> None:
+    from protoserve_runtime import health
+
+    if spec.protocol == "grpc":
+        health.wait_serving(spec.address, timeout=timeout)
+    else:
+        health.wait_http_ok(f"http://{spec.address}/healthz", timeout=timeout)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from inference_svc.builtin.build import build_models
     from inference_svc.settings import InferenceSettings
-    from protoserve_runtime import health
     from protoserve_runtime.redis_server import EmbeddedRedis
     from protoserve_runtime.settings import from_env
     from protoserve_runtime.supervisor import Supervisor
 
-    inference = from_env(InferenceSettings)
     if not args.skip_build:
-        built = build_models(inference.model_repository)
+        built = build_models(from_env(InferenceSettings).model_repository)
         if built:
             print(f"built models: {', '.join(built)}")
     data_dir = _data_dir(args.data_dir)
@@ -48,16 +57,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        supervisor.start("inference", [sys.executable, "-m", "inference_svc.main"], env)
-        health.wait_serving(inference.inference_address, timeout=120)
+        for spec in SERVICES:
+            supervisor.start(spec.name, [sys.executable, "-m", spec.module], env)
+            wait_ready(spec, timeout=120)
         print("\nprotoserve is up:")
-        print(f"  redis      {redis_url}{'  (embedded, AOF on, data in ' + str(data_dir / 'redis') + ')' if embedded else ''}")
-        print(f"  inference  grpc://{inference.inference_address}   try: grpcurl -plaintext {inference.inference_address} list")
+        where = f"  (embedded, AOF on, data in {data_dir / 'redis'})" if embedded else ""
+        print(f"  {'redis':<12} {redis_url}{where}")
+        for spec in SERVICES:
+            hint = f"   try: {spec.hint.format(address=spec.address)}" if spec.hint else ""
+            print(f"  {spec.name:<12} {spec.protocol}://{spec.address}{hint}")
         print("Press Ctrl-C to stop.\n", flush=True)
         while not stopping:
             exited = supervisor.first_exited()
-            if exited:
-                print(f"{exited.name} exited with code {exited.process.returncode}; stopping", file=sys.stderr)  # type: ignore[union-attr]
+            if exited and exited.process is not None:
+                print(f"{exited.name} exited with code {exited.process.returncode}; stopping", file=sys.stderr)
                 return 1
             time.sleep(0.2)
         return 0
@@ -73,10 +86,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if args.service == "inference":
-        from inference_svc.main import main
+    import runpy
 
-        main()
+    runpy.run_module(by_name(args.service).module, run_name="__main__")
     return 0
 
 
@@ -170,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
-    serve.add_argument("service", choices=["inference"])
+    serve.add_argument("service", choices=[spec.name for spec in SERVICES])
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="manage the model repository")

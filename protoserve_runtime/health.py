@@ -30,3 +30,22 @@ def wait_serving(address: str, timeout: float = 60.0, service: str = "") -> None
             return
         time.sleep(0.1)
     raise TimeoutError(f"{address} is {status} after {timeout:.0f}s")
+
+
+def wait_http_ok(url: str, timeout: float = 60.0) -> None:
+    """Wait until GET url answers 200 (for HTTP services such as the gateway)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last = "unreachable"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+                last = str(response.status)
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} is not ready after {timeout:.0f}s ({last})")

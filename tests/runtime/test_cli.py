@@ -44,7 +44,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
     up = subprocess.Popen([PROTOSERVE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
-        assert f"inference  grpc://{address}" in printed
+        assert f"inference    grpc://{address}" in printed
         redis_url = next(w for w in printed.split() if w.startswith("redis://"))
         assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}
 
