@@ -5,26 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from inference_svc import grpc_api
+from inference_svc import events, grpc_api
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
 from protoserve_runtime import logging as json_logging
+from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
 from protoserve_runtime.server import ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 
 log = logging.getLogger(__name__)
 
 
-def build_core(settings: InferenceSettings) -> InferenceCore:
+def build_core(settings: InferenceSettings, publisher: events.PredictionEventPublisher | None = None) -> InferenceCore:
     repository = ModelRepository(settings.model_repository, settings.trusted_types)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
-    return InferenceCore(repository, limits)
+    return InferenceCore(repository, limits, events=publisher)
 
 
-async def serve(settings: InferenceSettings) -> None:
-    core = build_core(settings)
+async def serve(settings: InferenceSettings, event_settings: events.EventSettings) -> None:
+    serve_metrics(settings.inference_metrics_address)
+    publisher = events.connect(event_settings)
+    core = build_core(settings, publisher)
+    if publisher is not None:
+        publisher.start()
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
@@ -34,15 +39,17 @@ async def serve(settings: InferenceSettings) -> None:
 
     async def close() -> None:
         core.close()
+        if publisher is not None:
+            await publisher.close()
 
     options = ServerOptions(settings.inference_address, settings.max_message_bytes, settings.grace_seconds)
-    await run_server("inference", [grpc_api.binding(core)], options, load, close)
+    await run_server("inference", [grpc_api.binding(core)], options, load, close, [MetricsInterceptor()])
 
 
 def main() -> None:
     settings = from_env(InferenceSettings)
     json_logging.configure("inference", settings.log_level)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, from_env(events.EventSettings)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ class InferenceSettings:
     max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
     grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
     log_level: str = setting("info", "debug, info, warning or error")
+    inference_metrics_address: str = setting("127.0.0.1:9151", "host:port of the /metrics endpoint; empty turns it off")
 
     def validate(self) -> None:
         if self.max_rows < 1:

@@ -30,6 +30,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "inference", "inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", "127.0.0.1:50051",
         hint="grpcurl -plaintext {address} list",
     ),
+    ServiceSpec(
+        "monitoring", "monitoring_svc.main", "PROTOSERVE_MONITORING_ADDRESS", "127.0.0.1:50053",
+        hint="grpcurl -plaintext {address} describe protoserve.monitoring.v1.MonitoringService",
+    ),
 )
 
 
