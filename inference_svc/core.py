@@ -66,12 +66,14 @@ class InferenceCore:
 
     async def predict_rows(self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]]) -> PredictResult:
         started = time.perf_counter()
+        loaded: LoadedModel | None = None
         try:
             loaded = self.resolve(model, version)
             inputs = rows_to_inputs(loaded.card, rows, self.limits)
         except ProtoserveError as exc:
             if self.events is not None:
-                self.events.failure(model, version, exc, time.perf_counter() - started)
+                answering = loaded.version if loaded is not None else version
+                self.events.failure(model, answering, exc, time.perf_counter() - started)
             raise
         return await self.predict_inputs(loaded, inputs, started)
 

@@ -152,7 +152,8 @@ class BatchAggregate:
         return out
 
     def latest_times(self) -> dict[tuple[str, str], float]:
-        return {k: max(g.times + g.request_times) for k, g in self._groups.items() if g.times or g.request_times}
+        """When each model version was last seen; requests that named no version are not a version."""
+        return {k: max(g.times + g.request_times) for k, g in self._groups.items() if k[1] and (g.times or g.request_times)}
 
 
 @dataclass

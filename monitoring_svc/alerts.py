@@ -198,9 +198,11 @@ class AlertEvaluator:
             try:
                 if await self._lead():
                     for change in await self.evaluate_once():
-                        log.info("alert " + change.state, extra={"alert": change.id, "message": change.message})
+                        log.info("alert " + change.state, extra={"alert": change.id, "detail": change.message})
             except (RedisError, OSError) as exc:
                 log.warning("alert evaluation waits for Redis", extra={"error": repr(exc)})
+            except Exception:  # a bug must not stop alerting for good: log it, try again next time
+                log.exception("alert evaluation failed")
             try:
                 await asyncio.wait_for(stop.wait(), self.interval_seconds)
             except TimeoutError:

@@ -132,6 +132,9 @@ class EventConsumer:
                 log.warning("event consumer waits for Redis", extra={"error": repr(exc)})
                 ready = "NOGROUP" not in str(exc) and ready
                 await _sleep_unless(stop, 1.0)
+            except Exception:  # a bug: the batch stays pending (retried on restart); keep consuming
+                log.exception("event batch failed")
+                await _sleep_unless(stop, 1.0)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["numeric", "categorical", "text"]
 QUANTILE_BINS = 20  # reference quantiles that cut numbers (and text lengths) into bins
+RETRY_SECONDS = 30.0  # a card that is missing is looked for again after this long
 TOKEN = re.compile(r"[a-z0-9']+")
 
 
@@ -120,18 +122,24 @@ class ProfileStore:
 
     def __init__(self, repository: Path) -> None:
         self.repository = repository
-        self._profiles: dict[tuple[str, str], ModelProfile | None] = {}
+        self._profiles: dict[tuple[str, str], ModelProfile] = {}
+        self._missing: dict[tuple[str, str], float] = {}  # when a card was last looked for in vain
 
     def get(self, model: str, version: str) -> ModelProfile | None:
         key = (model, version)
-        if key not in self._profiles or self._profiles[key] is None:
-            self._profiles[key] = self._load(model, version)
-        return self._profiles[key]
+        profile = self._profiles.get(key)
+        if profile is None and time.monotonic() - self._missing.get(key, -RETRY_SECONDS) >= RETRY_SECONDS:
+            profile = self._load(model, version)
+            if profile is None:
+                self._missing[key] = time.monotonic()
+            else:
+                self._profiles[key] = profile
+        return profile
 
     def _load(self, model: str, version: str) -> ModelProfile | None:
-        directory = self.repository / model / version
-        if "/" in model or "/" in version or model.startswith(".") or version.startswith("."):
+        if not model or not version or "/" in model + version or model.startswith(".") or version.startswith("."):
             return None
+        directory = self.repository / model / version
         try:
             return build_profile(ModelCard.read(directory))
         except CardError as exc:
