@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_status import rpc_status
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from protoserve.monitoring.v1 import monitoring_service_pb2 as pb
 
 from tests.harness import ServiceProcess

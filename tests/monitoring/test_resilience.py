@@ -31,7 +31,8 @@ def test_predict_answers_and_counts_dropped_events_when_redis_is_down(model_repo
         url = metrics_url(inference, "PROTOSERVE_INFERENCE_METRICS_ADDRESS")
         dropped = wait_until(lambda: sample_value(scrape(url), *DROPPED), what="dropped events to be counted")
         assert 0 < dropped <= 50
-        assert sample_value(scrape(url), "protoserve_prediction_events_published", "protoserve_prediction_events_published_total") == 0
+        published = ("protoserve_prediction_events_published", "protoserve_prediction_events_published_total")
+        assert sample_value(scrape(url), *published) == 0
     finally:
         inference.terminate()
 
