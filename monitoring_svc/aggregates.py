@@ -7,12 +7,13 @@ latency bin, ``out:{label}`` predicted labels, ``osum``/``osq`` sums of predicte
 ``f:{j}:{b}`` rows of feature j in bin b, ``tok``/``oov`` text tokens and unknown ones, and from
 feedback ``fb`` labeled predictions, ``fbc`` correct ones, ``cm:{true}|{pred}`` the confusion matrix,
 ``fae``/``fse`` sums of absolute and squared errors. A window of length W uses buckets W/60 wide,
-so it slides in steps of 1/60 of its length.
+so it slides in steps of 1/60 of its length. Predictions are logged for feedback in one hash per
+hour, ``{prefix}:predictions:{hour}``, written with one HSET per batch; a record is
+``model TAB version TAB time TAB answer``, the answer ``L{label}`` or ``V{value}``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter, defaultdict
@@ -31,6 +32,7 @@ RedisClient = Any
 Counts = dict[str, float]  # a bucket's or a window's fields, summed
 
 # Upper edges of the latency bins in milliseconds; the last bin is everything slower.
+PREDICTION_SLOT_SECONDS = 3600
 LATENCY_EDGES_MS = np.array(
     [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000]
 )
@@ -75,8 +77,9 @@ class Keys:
     def versions(self, model: str) -> str:
         return f"{self.prefix}:versions:{model}"
 
-    def prediction(self, prediction_id: str) -> str:
-        return f"{self.prefix}:prediction:{prediction_id}"
+    def predictions(self, slot: int) -> str:
+        """The hash of the predictions made in one hour (prediction id -> record), for feedback."""
+        return f"{self.prefix}:predictions:{slot}"
 
     def feedback(self, prediction_id: str) -> str:
         return f"{self.prefix}:feedback:{prediction_id}"
@@ -96,6 +99,22 @@ class _Group:
     errors: list[tuple[float, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LoggedPrediction:
+    model: str
+    version: str
+    time: float
+    label: str | None  # a classifier's answer
+    value: float | None  # a regressor's answer
+
+    @classmethod
+    def parse(cls, raw: bytes) -> LoggedPrediction:
+        model, version, when, answer = raw.decode().split("\t", 3)
+        if answer.startswith("L"):
+            return cls(model, version, float(when), answer[1:], None)
+        return cls(model, version, float(when), None, float(answer[1:]))
+
+
 def latency_bins(latencies_ms: np.ndarray) -> np.ndarray:
     return np.searchsorted(LATENCY_EDGES_MS, latencies_ms, side="left")
 
@@ -108,7 +127,7 @@ class BatchAggregate:
         self.keys = keys
         self.profiles = profiles
         self._groups: dict[tuple[str, str], _Group] = defaultdict(_Group)
-        self.predictions: list[tuple[str, str]] = []  # (prediction id, stored record)
+        self.predictions: dict[int, dict[str, str]] = defaultdict(dict)  # hour slot -> prediction id -> record
 
     def add(self, event: event_pb.PredictionEvent) -> None:
         group = self._groups[(event.model, event.version)]
@@ -125,16 +144,15 @@ class BatchAggregate:
             group.numeric.append(list(event.numeric_inputs))
         else:
             group.texts.append(event.text_input)
-        answer: str | float
         if event.WhichOneof("output") == "label":
             group.labels.append(event.label)
-            answer = event.label
+            answer = "L" + event.label
         else:
             group.values.append(event.value)
-            answer = event.value
+            answer = f"V{event.value!r}"
         if event.prediction_id:
-            record = {"m": event.model, "v": event.version, "t": event.time, "y": answer}
-            self.predictions.append((event.prediction_id, json.dumps(record)))
+            record = f"{event.model}\t{event.version}\t{event.time!r}\t{answer}"
+            self.predictions[int(event.time // PREDICTION_SLOT_SECONDS)][event.prediction_id] = record
 
     def increments(self) -> dict[str, tuple[Counter[str], Counts, int]]:
         """Per bucket key: integer fields, float fields, and the key's time to live (at now)."""

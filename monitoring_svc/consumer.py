@@ -19,15 +19,15 @@ from prometheus_client import Counter
 from protoserve.monitoring.v1 import prediction_event_pb2 as event_pb
 from redis.exceptions import RedisError, ResponseError
 
-from monitoring_svc.aggregates import BatchAggregate, Keys, RedisClient, Window, write_increments
+from monitoring_svc.aggregates import PREDICTION_SLOT_SECONDS, BatchAggregate, Keys, RedisClient, Window, write_increments
 from monitoring_svc.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
 
-EVENT_FIELD = b"e"
+BATCH_FIELD = b"b"  # the serialized PredictionEventBatch of an entry
 EVENTS_CONSUMED = Counter("protoserve_monitoring_events_consumed_total", "Prediction events applied to the monitoring state.")
 EVENTS_MALFORMED = Counter(
-    "protoserve_monitoring_events_malformed_total", "Stream entries that were not PredictionEvents (acknowledged, skipped)."
+    "protoserve_monitoring_events_malformed_total", "Stream entries that were not PredictionEventBatches (acknowledged, skipped)."
 )
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
@@ -43,7 +43,7 @@ class EventConsumer:
         keys: Keys,
         windows: list[Window],
         profiles: ProfileStore,
-        batch_events: int = 1_000,
+        batch_entries: int = 10,
         claim_idle_seconds: float = 60.0,
         feedback_ttl_seconds: int = 7 * 86400,
     ) -> None:
@@ -54,7 +54,7 @@ class EventConsumer:
         self.keys = keys
         self.windows = windows
         self.profiles = profiles
-        self.batch_events = batch_events
+        self.batch_entries = batch_entries
         self.claim_idle_ms = int(claim_idle_seconds * 1000)
         self.feedback_ttl_seconds = feedback_ttl_seconds
 
@@ -67,7 +67,7 @@ class EventConsumer:
 
     async def _read(self, start: str, block_ms: int | None) -> list[Entry]:
         response = await self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: start}, count=self.batch_events, block=block_ms
+            self.group, self.consumer, {self.stream: start}, count=self.batch_entries, block=block_ms
         )
         return list(response[0][1]) if response else []
 
@@ -81,7 +81,7 @@ class EventConsumer:
     async def claim_abandoned(self) -> int:
         """Take over events another replica read and left unacknowledged for too long."""
         result = await self.client.xautoclaim(
-            self.stream, self.group, self.consumer, self.claim_idle_ms, start_id="0-0", count=self.batch_events
+            self.stream, self.group, self.consumer, self.claim_idle_ms, start_id="0-0", count=self.batch_entries
         )
         entries = result[1] if len(result) > 1 else []
         return await self.apply(entries) if entries else 0
@@ -91,28 +91,35 @@ class EventConsumer:
         return await self.apply(entries) if entries else 0
 
     async def apply(self, entries: list[Entry]) -> int:
+        """Count a batch of stream entries and acknowledge them, all at once; returns the events."""
         aggregate = BatchAggregate(self.windows, self.keys, self.profiles)
         ids = []
-        malformed = 0
+        malformed = events = 0
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
-                aggregate.add(event_pb.PredictionEvent.FromString((fields or {})[EVENT_FIELD]))
+                batch = event_pb.PredictionEventBatch.FromString((fields or {})[BATCH_FIELD])
             except (KeyError, DecodeError):
                 malformed += 1
+                continue
+            for event in batch.events:
+                aggregate.add(event)
+            events += len(batch.events)
         increments = aggregate.increments()
         async with self.client.pipeline(transaction=True) as pipe:
             write_increments(pipe, increments)
-            for prediction_id, record in aggregate.predictions:
-                pipe.set(self.keys.prediction(prediction_id), record, ex=self.feedback_ttl_seconds)
+            for slot, records in aggregate.predictions.items():
+                key = self.keys.predictions(slot)
+                pipe.hset(key, mapping=records)  # type: ignore[arg-type]
+                pipe.expireat(key, (slot + 1) * PREDICTION_SLOT_SECONDS + self.feedback_ttl_seconds)
             for (model, version), latest in aggregate.latest_times().items():
                 pipe.sadd(self.keys.models, model)
                 pipe.hset(self.keys.versions(model), version, latest)
             pipe.xack(self.stream, self.group, *ids)
             await pipe.execute()
-        EVENTS_CONSUMED.inc(len(ids) - malformed)
+        EVENTS_CONSUMED.inc(events)
         EVENTS_MALFORMED.inc(malformed)
-        return len(ids)
+        return events
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until stop is set; Redis outages are waited out."""

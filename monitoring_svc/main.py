@@ -38,7 +38,7 @@ async def serve(settings: MonitoringSettings) -> None:
                           settings.monitoring_feedback_ttl_seconds)
     consumer = EventConsumer(
         client, settings.events_stream, settings.monitoring_group, settings.monitoring_consumer, keys, windows, profiles,
-        settings.monitoring_batch_events, settings.monitoring_claim_idle_seconds, settings.monitoring_feedback_ttl_seconds,
+        settings.monitoring_batch_entries, settings.monitoring_claim_idle_seconds, settings.monitoring_feedback_ttl_seconds,
     )
     rules = AlertRules(
         settings.alert_window, settings.alert_drift, settings.alert_accuracy_below, settings.alert_accuracy_min_labeled,

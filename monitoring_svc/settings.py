@@ -31,7 +31,7 @@ class MonitoringSettings:
     monitoring_key_prefix: str = setting("protoserve:monitoring", "prefix of every Redis key the monitoring service writes")
     monitoring_group: str = setting("monitoring", "consumer group of the monitoring replicas")
     monitoring_consumer: str = setting(socket.gethostname(), "this replica's consumer name; stable across restarts")
-    monitoring_batch_events: int = setting(1_000, "most events read and applied in one step")
+    monitoring_batch_entries: int = setting(10, "most stream entries (each a publisher's flush of events) applied in one step")
     monitoring_claim_idle_seconds: float = setting(60.0, "events a stopped replica left unacknowledged this long are taken over")
     monitoring_windows: tuple[str, ...] = setting(("5m", "1h", "24h"), "sliding windows, comma-separated (s, m, h, d)")
     monitoring_feedback_ttl_seconds: int = setting(7 * 86400, "how long a prediction can receive feedback")
@@ -57,8 +57,8 @@ class MonitoringSettings:
             raise SettingsError("PROTOSERVE_MONITORING_WINDOWS needs at least one window")
         if self.alert_window not in self.monitoring_windows:
             raise SettingsError("PROTOSERVE_ALERT_WINDOW must be one of PROTOSERVE_MONITORING_WINDOWS")
-        if self.monitoring_batch_events < 1 or self.alert_interval_seconds <= 0:
-            raise SettingsError("PROTOSERVE_MONITORING_BATCH_EVENTS and PROTOSERVE_ALERT_INTERVAL_SECONDS must be positive")
+        if self.monitoring_batch_entries < 1 or self.alert_interval_seconds <= 0:
+            raise SettingsError("PROTOSERVE_MONITORING_BATCH_ENTRIES and PROTOSERVE_ALERT_INTERVAL_SECONDS must be positive")
 
     @property
     def windows(self) -> list[tuple[str, int]]:

@@ -60,7 +60,9 @@ def test_restarted_monitoring_resumes_without_double_counting(model_repository: 
         monitoring.terminate()  # SIGTERM: stops after the batch it is applying
         for stubs in clients(inference.address, "127.0.0.1:1"):
             assert len(stubs.predict("regression-gp", rows[100:200], chunk=25)) == 100  # monitoring down: Predict answers
-        wait_until(lambda: client.xlen(stream) == 200, what="events published while monitoring was down")
+        published = ("protoserve_prediction_events_published", "protoserve_prediction_events_published_total")
+        url = metrics_url(inference, "PROTOSERVE_INFERENCE_METRICS_ADDRESS")
+        wait_until(lambda: sample_value(scrape(url), *published) == 200, what="events published while monitoring was down")
         monitoring.start()
         for stubs in clients(inference.address, monitoring.address):
             stubs.wait_rows("regression-gp", 200)
