@@ -1,8 +1,8 @@
 """Prediction events: one PredictionEvent per predicted row (and one per failed request) to a Redis
 Stream that the monitoring service consumes, published off the request path.
 
-Each stream entry is a PredictionEventBatch holding the events of one flush; its bytes are built
-by framing each event's bytes as a repeated field, so a row costs one small serialization.
+Each stream entry is a PredictionEventBatch holding the events of one flush (event_encoding.py
+builds its bytes cheaply from the request's column arrays).
 
 ``predictions()`` and ``failure()`` only append to a bounded in-memory buffer; a background task
 flushes it to Redis in pipelined batches. When Redis is slow or down, or the buffer is full, events
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
-from protoserve.monitoring.v1 import prediction_event_pb2 as event_pb
 
 from inference_svc.card import ModelCard
+from inference_svc.event_encoding import encode_failure, encode_predictions
 from inference_svc.model import PredictionBatch
 from protoserve_runtime.errors import ProtoserveError
 from protoserve_runtime.grpc_errors import status_code_for
@@ -69,16 +69,6 @@ class EventSettings:
         return self.redis_url or os.environ.get("REDIS_URL", "")
 
 
-def _frame(event: bytes) -> bytes:
-    """An event's bytes as one element of PredictionEventBatch.events (field 1, length-delimited)."""
-    size, prefix = len(event), bytearray(b"\x0a")
-    while size > 0x7F:
-        prefix.append((size & 0x7F) | 0x80)
-        size >>= 7
-    prefix.append(size)
-    return bytes(prefix) + event
-
-
 def new_prediction_ids(count: int) -> list[str]:
     """Unique ids for the rows of one request: one random UUID per request, then the row index."""
     base = uuid.uuid4().hex
@@ -101,34 +91,13 @@ class _Record:
     error_code: str = ""
 
     def encode(self) -> list[bytes]:
-        event = event_pb.PredictionEvent(
-            model=self.model, version=self.version, time=self.time, latency_seconds=self.latency_seconds
-        )
         if self.error_code:
-            event.error_code = self.error_code
-            return [_frame(event.SerializeToString())]
+            return [encode_failure(self.model, self.version, self.time, self.latency_seconds, self.error_code)]
         assert self.card is not None and self.inputs is not None and self.outputs is not None
-        labels = self.card.labels
-        text = self.card.is_text
-        rows = self.inputs.tolist()
-        indices = self.outputs.label_indices
-        answers = [labels[i] for i in indices.tolist()] if indices is not None else None
-        values = self.outputs.values.tolist() if self.outputs.values is not None else []
-        encoded = []
-        for i, row in enumerate(rows):
-            event.prediction_id = self.ids[i]
-            event.row_index = i
-            if text:
-                event.text_input = row
-            else:
-                del event.numeric_inputs[:]
-                event.numeric_inputs.extend(row)
-            if answers is not None:
-                event.label = answers[i]
-            else:
-                event.value = values[i]
-            encoded.append(_frame(event.SerializeToString()))
-        return encoded
+        return encode_predictions(
+            self.model, self.version, self.time, self.latency_seconds, self.ids, self.inputs,
+            self.card.labels, self.outputs.label_indices, self.outputs.values,
+        )
 
 
 class PredictionEventPublisher:
