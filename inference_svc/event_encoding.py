@@ -80,8 +80,10 @@ def encode_predictions(
         assert values is not None
         packed = np.ascontiguousarray(values, dtype="<f8").tobytes()
         answers = [bytes((_VALUE,)) + packed[i * 8 : (i + 1) * 8] for i in range(n)]
-    return [
-        _frame(head + _field(_PREDICTION_ID, ids[i].encode()) + (bytes((_ROW_INDEX,)) + _varint(i) if i else b"")
-               + row_inputs[i] + answers[i])
-        for i in range(n)
+    indices = [b""] + [bytes((_ROW_INDEX,)) + _varint(i) for i in range(1, n)]
+    events = [
+        b"".join((head, bytes((_PREDICTION_ID, len(id_bytes))), id_bytes, index, row, answer))
+        if len(id_bytes) < 0x80 else head + _field(_PREDICTION_ID, id_bytes) + index + row + answer
+        for id_bytes, index, row, answer in zip([i.encode() for i in ids], indices, row_inputs, answers)
     ]
+    return [bytes((_BATCH_EVENTS, len(e))) + e if len(e) < 0x80 else _frame(e) for e in events]
