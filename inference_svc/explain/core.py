@@ -84,7 +84,10 @@ class ExplainCore:
 
     def _build(self, model: LoadedModel) -> Method | ProtoserveError:
         try:
-            return build_method(model, self.settings)
+            method = build_method(model, self.settings)
+            log.info("explainer built", extra={"model": model.name, "version": model.version, "method": method.name,
+                                               "output_space": method.output_space})
+            return method
         except ProtoserveError as exc:
             error: ProtoserveError = exc
         except Exception as exc:  # shap refuses some models; say so instead of failing every call

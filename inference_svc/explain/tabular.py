@@ -57,6 +57,7 @@ class TreeMethod(Method):
     """Exact TreeSHAP (path-dependent: the trees' own training cover is the background)."""
 
     name = "tree_shap"
+    serial = False
     background = "the training data, as the trees' node counts record it (path-dependent TreeSHAP)"
 
     def __init__(self, model: LoadedModel) -> None:
@@ -92,6 +93,7 @@ class LinearMethod(Method):
     """Linear SHAP with independent features: attribution = weight × (value − background mean)."""
 
     name = "linear_shap"
+    serial = False
 
     def __init__(self, model: LoadedModel, background: np.ndarray) -> None:
         super().__init__(model)
@@ -123,7 +125,7 @@ class PermutationMethod(Method):
     explanation is additive up to rounding; the split between features is an estimate.
     """
 
-    name = "permutation_shap"
+    name = "permutation_shap"  # serial: it seeds and draws from numpy's global generator
 
     def __init__(self, model: LoadedModel, background: np.ndarray, permutations: int) -> None:
         super().__init__(model)

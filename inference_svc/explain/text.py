@@ -95,6 +95,7 @@ class Tokens:
 
 class TextLinearMethod(Method):
     name = "linear_shap"
+    serial = False
     background = "the empty text: the base value is the model's output for \"\""
 
     def __init__(self, model: LoadedModel) -> None:
