@@ -151,10 +151,14 @@ class PermutationMethod(Method):
 
     def _explain(self, inputs: np.ndarray, labels: Sequence[str]) -> list[RowAttributions]:
         values, base = [], []
-        for i in range(len(inputs)):
-            np.random.seed(0)  # shap draws permutations from numpy's global generator: same row, same answer
-            explanation = self.explainer(inputs[i : i + 1], max_evals=self._evaluations, silent=True)
-            values.append(explanation.values[0])
-            base.append(explanation.base_values[0])
+        state = np.random.get_state()  # shap draws permutations from numpy's global generator
+        try:
+            for i in range(len(inputs)):
+                np.random.seed(0)  # same row, same answer
+                explanation = self.explainer(inputs[i : i + 1], max_evals=self._evaluations, silent=True)
+                values.append(explanation.values[0])
+                base.append(explanation.base_values[0])
+        finally:
+            np.random.set_state(state)
         outputs = Outputs.of(np.stack(values), np.stack(base), self._raw(inputs))
         return feature_rows(outputs, inputs, self.model.card.feature_names, self.classes, labels)
