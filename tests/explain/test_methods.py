@@ -86,3 +86,11 @@ def test_a_count_vectorizer_text_model_is_explained_per_token() -> None:
     assert [(a.name, a.start) for a in row.attributions] == [("GOOD", 2), ("film", 7), ("good", 13)]
     assert row.attributions[0].value > 0
     assert abs(row.base_value + sum(a.value for a in row.attributions) - row.output_value) < 1e-9
+
+
+def test_a_tabular_model_without_a_reference_sample_is_refused_clearly() -> None:
+    x, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    model = user_model(SVR().fit(x, y), x)
+    bare = LoadedModel(ModelCard(**{**model.card.__dict__, "reference_sample": {}}), model.estimator)
+    with pytest.raises(FailedPrecondition, match="reference_sample lacks a, b, c"):
+        build_method(bare, SETTINGS)
