@@ -107,8 +107,9 @@ class TextLinearMethod(Method):
             raise FailedPrecondition("the text features and the linear model disagree on the number of columns")
         self.explainer = shap.LinearExplainer((linear.coef_, linear.intercept_), empty)
         self.output_space = "margin" if self.classes else "value"
+        # The linear step's own output on the features already made: the text is transformed once.
         raw_name = "decision_function" if self.classes else "predict"
-        self._raw: Callable[[np.ndarray], np.ndarray] = getattr(model.estimator, raw_name)
+        self._raw: Callable[[sp.csr_matrix], np.ndarray] = getattr(linear, raw_name)
 
     def _transform(self, texts: np.ndarray) -> sp.csr_matrix:
         return sp.csr_matrix(self._features.transform(texts))
@@ -119,7 +120,7 @@ class TextLinearMethod(Method):
 
     def _explain(self, inputs: np.ndarray, labels: Sequence[str]) -> list[RowAttributions]:
         matrix = self._transform(inputs)
-        outputs = Outputs.of(self.explainer.shap_values(matrix), self.explainer.expected_value, self._raw(inputs))
+        outputs = Outputs.of(self.explainer.shap_values(matrix), self.explainer.expected_value, self._raw(matrix))
         rows = []
         for i, label in enumerate(labels):
             values, base, output = outputs.row(i, self.classes, label)
