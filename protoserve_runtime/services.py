@@ -31,7 +31,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
         hint="grpcurl -plaintext {address} list",
     ),
     ServiceSpec(
-        "monitoring", "monitoring_svc.main", "PROTOSERVE_MONITORING_ADDRESS", "127.0.0.1:50053",
+        "explain", "inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", "127.0.0.1:50053",
+        hint=("grpcurl -plaintext -d '{{\"model\": \"sentiment\", \"rows\": [{{\"text\": \"a terrible film\"}}]}}' "
+              "{address} protoserve.explain.v1.ExplainService/Explain"),
+    ),
+    ServiceSpec(
+        "monitoring", "monitoring_svc.main", "PROTOSERVE_MONITORING_ADDRESS", "127.0.0.1:50054",
         hint="grpcurl -plaintext {address} describe protoserve.monitoring.v1.MonitoringService",
     ),
 )

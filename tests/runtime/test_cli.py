@@ -37,10 +37,12 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         **os.environ,
         "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
         "PROTOSERVE_INFERENCE_ADDRESS": address,
+        "PROTOSERVE_EXPLAIN_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
         "PROTOSERVE_MONITORING_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0",
         "PROTOSERVE_MONITORING_METRICS_ADDRESS": "127.0.0.1:0",
+        "PROTOSERVE_EXPLAIN_METRICS_ADDRESS": "127.0.0.1:0",
     }
     env.pop("REDIS_URL", None)
     env.pop("PROTOSERVE_REDIS_URL", None)
@@ -48,6 +50,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
     try:
         printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
         assert f"inference    grpc://{address}" in printed
+        assert f"explain      grpc://{env['PROTOSERVE_EXPLAIN_ADDRESS']}" in printed
         redis_url = next(w for w in printed.split() if w.startswith("redis://"))
         assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}
 
