@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import queue
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from protoserve.monitoring.v1 import monitoring_service_pb2 as pb
 
-from tests.harness import ServiceProcess
+from tests.harness import REPO_ROOT, ServiceProcess
 from tests.monitoring.system import (
     Clients,
     clients,
@@ -48,6 +52,9 @@ def system(model_repository: Path, redis_url: str, tmp_path_factory: pytest.Temp
 def stubs(system: tuple[ServiceProcess, ServiceProcess]) -> Iterator[Clients]:
     inference, monitoring = system
     yield from clients(inference.address, monitoring.address)
+
+
+GRPCURL = str(Path(sys.executable).with_name("grpcurl"))
 
 
 def field_violations(error: grpc.RpcError) -> list[str]:
@@ -184,6 +191,22 @@ def test_bad_feedback_is_refused_with_the_right_status(stubs: Clients, model_rep
     with pytest.raises(grpc.RpcError) as model:
         stubs.monitoring.GetDrift(pb.GetDriftRequest(model="no-such-model"))
     assert model.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_readme_monitoring_examples_work(stubs: Clients, system: tuple[ServiceProcess, ServiceProcess],
+                                         model_repository: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    commands = [c.replace("\\\n", " ") for c in re.findall(r"^grpcurl .*?(?<!\\)$", readme, flags=re.M | re.S)]
+    unary = [c for c in commands if "127.0.0.1:50054" in c and "WatchAlerts" not in c]
+    assert len(unary) == 2
+    [prediction] = stubs.predict("iris-knn", reference_rows(model_repository, "iris-knn", 1, seed=9))
+    stubs.wait_rows("iris-knn", 1)
+    for command in unary:
+        command = command.replace("127.0.0.1:50054", system[1].address).replace("<id from Predict>", prediction.prediction_id)
+        result = wait_until(lambda c=command: (r := subprocess.run(c.replace("grpcurl", GRPCURL, 1), shell=True,
+                                                                   capture_output=True, text=True, timeout=60)).returncode == 0
+                            and r, what=command)
+        assert json.loads(result.stdout)
 
 
 def test_metrics_endpoints_are_scraped_and_parsed(stubs: Clients, system: tuple[ServiceProcess, ServiceProcess],
