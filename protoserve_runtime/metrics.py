@@ -8,6 +8,7 @@ objects in the module that owns them, registered in the default registry like th
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -60,6 +61,11 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
     return "UNKNOWN"
 
 
+def _observe(service: str, method: str, code: str, started: float) -> None:
+    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+    RPC_HANDLED.labels(service, method, code).inc()
+
+
 def _split(method: str) -> tuple[str, str]:
     service, _, name = method.lstrip("/").rpartition("/")
     return service, name
@@ -104,13 +110,16 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 code = _code_name(context)
                 raise
             finally:
-                RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
-                RPC_HANDLED.labels(service, method, code).inc()
+                _observe(service, method, code, started)
 
         return wrapper
 
     @staticmethod
     def _stream(behavior: Any, service: str, method: str) -> Any:
+        if not inspect.isasyncgenfunction(behavior):
+            # A handler that sends with context.write() (the health Watch) is a plain coroutine.
+            return MetricsInterceptor._unary(behavior, service, method)
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = "CANCELLED"  # a stream the client leaves ends by cancellation
@@ -122,7 +131,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 code = _code_name(context)
                 raise
             finally:
-                RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
-                RPC_HANDLED.labels(service, method, code).inc()
+                _observe(service, method, code, started)
 
         return wrapper
