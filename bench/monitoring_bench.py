@@ -22,7 +22,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 
 from inference_svc.builtin.build import build_models
 from inference_svc.card import ModelCard
-from inference_svc.events import BATCH_FIELD, _Record
+from inference_svc.events import BATCH_FIELD, PredictionEventPublisher, _Record, new_prediction_ids
 from inference_svc.model import PredictionBatch
 from monitoring_svc.aggregates import Keys, Window
 from monitoring_svc.consumer import EventConsumer
@@ -78,6 +78,25 @@ async def consumer_rate(redis_url: str, repository: Path, events: int) -> float:
     rate = applied / (time.perf_counter() - started)
     await client.aclose()
     return rate
+
+
+async def publisher_cost(redis_url: str, card: ModelCard, rows: int, requests: int) -> float:
+    """CPU microseconds the publisher adds to one request of `rows` rows, in isolation: buffering,
+    encoding and writing to Redis (flushed every 1,000 rows, as by default)."""
+    import numpy as np
+
+    publisher = PredictionEventPublisher(aioredis.Redis.from_url(redis_url), "bench:publisher", buffer_rows=10**7)
+    inputs = np.tile(np.array([list(ROW.values())]), (rows, 1))
+    outputs = PredictionBatch(probabilities=np.full((rows, 3), 1 / 3), label_indices=np.ones(rows, dtype=np.int64))
+    started = time.process_time()
+    for i in range(requests):
+        publisher.predictions(card, inputs, outputs, new_prediction_ids(rows), 0.001)
+        if (i + 1) * rows % 1000 < rows:
+            await publisher.flush()
+    await publisher.flush()
+    cost = (time.process_time() - started) / requests * 1e6
+    await publisher.close()
+    return cost
 
 
 def cpu_seconds(pid: int) -> float:
@@ -137,6 +156,11 @@ def main() -> None:
                 cpu_off, cpu_on = median(cpu["off"]), median(cpu["on"])
                 print(f"| {rows} | {off:.0f} | {on:.0f} | {(on - off) / off:+.1%} | {cpu_off:.0f} | {cpu_on:.0f} | "
                       f"{(cpu_on - cpu_off) / cpu_off:+.1%} |")
+            card = ModelCard.read(root / "models" / "iris-knn" / "1")
+            for rows in (1, 100):
+                cost = asyncio.run(publisher_cost(url, card, rows, 20_000 // rows))
+                print(f"\npublisher alone, {rows}-row requests: {cost:.0f} µs of CPU per request", end="")
+            print()
             rate = asyncio.run(consumer_rate(url, root / "models", args.events))
             print(f"\nmonitoring consumer, one replica: {rate:.0f} events/s ({args.events} iris-knn events)")
         finally:
