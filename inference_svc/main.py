@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from inference_svc import grpc_api, v2_api
+from inference_svc.batching import BatchSettings
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.repository import ModelRepository
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 def build_core(settings: InferenceSettings) -> InferenceCore:
     repository = ModelRepository(settings.model_repository, settings.trusted_types)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
-    return InferenceCore(repository, limits)
+    batching = BatchSettings(settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size)
+    return InferenceCore(repository, limits, batching=batching)
 
 
 async def serve(settings: InferenceSettings) -> None:
