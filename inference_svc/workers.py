@@ -5,7 +5,7 @@ batchers. Readiness is shared through a ReadyBoard: one byte per worker in share
 when that worker has loaded its models and cleared when it stops or dies. Every worker reports
 health SERVING (and v2 ServerReady true) only while every byte is set, so whichever worker a
 health check lands on, SERVING means all of them are ready. The parent restarts a worker that
-dies and forwards SIGTERM/SIGINT to all of them.
+dies after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -81,14 +81,22 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     for index in range(workers):
         start(index)
     log.info("workers started", extra={"workers": workers, "address": settings.inference_address})
+    started = [False] * workers  # whether each worker slot has ever been ready
+    failed = False
     while not stopping:
         multiprocessing.connection.wait([p.sentinel for p in processes], timeout=0.2)
         for index, process in enumerate(processes):
-            if process.exitcode is not None and not stopping:
-                board.set(index, False)
-                log.error("worker exited; restarting it", extra={"worker": index, "exit_code": process.exitcode})
-                time.sleep(RESTART_DELAY_SECONDS)
-                start(index)
+            started[index] = started[index] or bool(board.flags[index])
+            if process.exitcode is None or stopping:
+                continue
+            board.set(index, False)
+            if not started[index]:  # it failed to start (bad settings, port taken): give up
+                log.error("worker failed to start; stopping", extra={"worker": index, "exit_code": process.exitcode})
+                stopping = failed = True
+                break
+            log.error("worker exited; restarting it", extra={"worker": index, "exit_code": process.exitcode})
+            time.sleep(RESTART_DELAY_SECONDS)
+            start(index)
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
@@ -98,4 +106,4 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
         if process.is_alive():
             process.kill()
             process.join()
-    return 0
+    return 1 if failed else 0
