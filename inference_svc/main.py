@@ -58,7 +58,7 @@ async def serve(settings: InferenceSettings, board: ReadyBoard | None = None, in
     options = ServerOptions(
         settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
     )
-    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready)]
+    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready, board.size)]
     await run_server("inference", bindings, options, load, close, monitor=follow_siblings)
 
 

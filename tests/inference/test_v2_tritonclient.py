@@ -12,6 +12,7 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from tests.conftest import start_inference
 from tests.inference.oip import card, matrix, reference, sample_rows
 
 TABULAR = ["iris-knn", "regression-gp", "risk"]
@@ -147,27 +148,39 @@ def test_sentiment_typed_bytes(v2_stub, inference_stub) -> None:
     assert_outputs(got, reference(inference_stub, "sentiment", [{"text": t} for t in TEXTS]))
 
 
-def test_repository_index_unload_load(v2_stub, client) -> None:
+def test_repository_index(client) -> None:
     index = client.get_model_repository_index()
     assert {(m.name, m.version, m.state) for m in index.models} >= {("iris-knn", "1", "READY"), ("sentiment", "1", "READY")}
-    client.unload_model("risk")
-    try:
-        assert not client.is_model_ready("risk")
-        states = {m.name: m.state for m in client.get_model_repository_index().models}
-        assert states["risk"] == "UNAVAILABLE"
-        ready_only = v2_stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True), timeout=10)
-        assert "risk" not in {m.name for m in ready_only.models}
-    finally:
-        client.load_model("risk")
+
+
+def test_load_and_unload_need_one_worker(client) -> None:
+    """The shared service runs a worker per CPU (two here): each holds its own models."""
+    error = error_of(lambda: client.unload_model("risk"))
+    assert error.status() == "StatusCode.FAILED_PRECONDITION" and "PROTOSERVE_INFERENCE_WORKERS=1" in error.message()
     assert client.is_model_ready("risk")
+
+
+def test_unload_and_load_with_one_worker(model_repository: Path, tmp_path: Path) -> None:
+    service = start_inference(model_repository, tmp_path, PROTOSERVE_INFERENCE_WORKERS="1")
+    client = triton.InferenceServerClient(service.address)
+    try:
+        client.unload_model("risk")
+        assert not client.is_model_ready("risk")
+        assert {m.name: m.state for m in client.get_model_repository_index().models}["risk"] == "UNAVAILABLE"
+        with grpc.insecure_channel(service.address) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            ready = stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True), timeout=10)
+            assert "risk" not in {m.name for m in ready.models}
+        client.load_model("risk")
+        assert client.is_model_ready("risk")
+        assert error_of(lambda: client.load_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
+        assert error_of(lambda: client.unload_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
+    finally:
+        client.close()
+        service.terminate()
 
 
 def error_of(call) -> InferenceServerException:
     with pytest.raises(InferenceServerException) as caught:
         call()
     return caught.value
-
-
-def test_repository_errors(client) -> None:
-    assert error_of(lambda: client.load_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
-    assert error_of(lambda: client.unload_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
