@@ -19,7 +19,7 @@ from inference_svc.core import InferenceCore
 from inference_svc.repository import VersionState, check_model_name, check_version
 from inference_svc.tensor_inputs import NamedTensor, TensorSpec, input_specs, output_specs
 from inference_svc.tensors import decode_inputs, encode_output
-from protoserve_runtime.errors import FailedPrecondition, NotFound
+from protoserve_runtime.errors import NotFound
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
 
@@ -59,10 +59,9 @@ def _check_repository(name: str) -> None:
 
 
 class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, core: InferenceCore, ready: Callable[[], bool], workers: int = 1) -> None:
+    def __init__(self, core: InferenceCore, ready: Callable[[], bool]) -> None:
         self._core = core
         self._ready = ready
-        self._workers = workers
         self._version = _server_version()
 
     async def ServerLive(self, request: v2.ServerLiveRequest, context: grpc.aio.ServicerContext) -> v2.ServerLiveResponse:
@@ -137,21 +136,11 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
                 )
         return response
 
-    def _check_one_worker(self) -> None:
-        # Each worker process holds its own models: a load or unload would reach only the one
-        # worker that took the call and leave the others different.
-        if self._workers > 1:
-            raise FailedPrecondition(
-                f"this service runs {self._workers} worker processes; loading and unloading models through "
-                "the API needs one (PROTOSERVE_INFERENCE_WORKERS=1)"
-            )
-
     @translate_errors
     async def RepositoryModelLoad(
         self, request: v2.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
     ) -> v2.RepositoryModelLoadResponse:
         _check_repository(request.repository_name)
-        self._check_one_worker()
         await self._core.load_model(check_model_name(request.model_name, "model_name"))
         return v2.RepositoryModelLoadResponse()
 
@@ -160,11 +149,10 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
     ) -> v2.RepositoryModelUnloadResponse:
         _check_repository(request.repository_name)
-        self._check_one_worker()
         self._core.unload_model(check_model_name(request.model_name, "model_name"))
         return v2.RepositoryModelUnloadResponse()
 
 
-def binding(core: InferenceCore, ready: Callable[[], bool], workers: int = 1) -> ServiceBinding:
-    servicer = V2InferenceServicer(core, ready, workers)
+def binding(core: InferenceCore, ready: Callable[[], bool]) -> ServiceBinding:
+    servicer = V2InferenceServicer(core, ready)
     return ServiceBinding(SERVICE_NAME, lambda server: v2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server))

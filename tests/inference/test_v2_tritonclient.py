@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from tests.conftest import start_inference
 from tests.inference.oip import card, matrix, reference, sample_rows
 
 TABULAR = ["iris-knn", "regression-gp", "risk"]
@@ -153,31 +153,39 @@ def test_repository_index(client) -> None:
     assert {(m.name, m.version, m.state) for m in index.models} >= {("iris-knn", "1", "READY"), ("sentiment", "1", "READY")}
 
 
-def test_load_and_unload_need_one_worker(client) -> None:
-    """The shared service runs a worker per CPU (two here): each holds its own models."""
-    error = error_of(lambda: client.unload_model("risk"))
-    assert error.status() == "StatusCode.FAILED_PRECONDITION" and "PROTOSERVE_INFERENCE_WORKERS=1" in error.message()
-    assert client.is_model_ready("risk")
-
-
-def test_unload_and_load_with_one_worker(model_repository: Path, tmp_path: Path) -> None:
-    service = start_inference(model_repository, tmp_path, PROTOSERVE_INFERENCE_WORKERS="1")
-    client = triton.InferenceServerClient(service.address)
-    try:
-        client.unload_model("risk")
-        assert not client.is_model_ready("risk")
-        assert {m.name: m.state for m in client.get_model_repository_index().models}["risk"] == "UNAVAILABLE"
-        with grpc.insecure_channel(service.address) as channel:
+def readiness_seen(address: str, model: str, connections: int = 8) -> set[bool]:
+    """What several separate connections (spread over the workers) say about a model."""
+    seen = set()
+    for _ in range(connections):
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(address, options=options) as channel:
             stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-            ready = stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True), timeout=10)
-            assert "risk" not in {m.name for m in ready.models}
-        client.load_model("risk")
-        assert client.is_model_ready("risk")
-        assert error_of(lambda: client.load_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
-        assert error_of(lambda: client.unload_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
+            seen.add(stub.ModelReady(service_pb2.ModelReadyRequest(name=model), timeout=10).ready)
+    return seen
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def test_unload_and_load_reach_every_worker(client, v2_stub, inference_address: str) -> None:
+    """The shared service runs a worker per CPU; a load or unload taken by one reaches all."""
+    client.unload_model("risk")
+    try:
+        assert not client.is_model_ready("risk")
+        wait_until(lambda: readiness_seen(inference_address, "risk") == {False})
+        assert {m.name: m.state for m in client.get_model_repository_index().models}["risk"] == "UNAVAILABLE"
+        ready = v2_stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True), timeout=10)
+        assert "risk" not in {m.name for m in ready.models}
     finally:
-        client.close()
-        service.terminate()
+        client.load_model("risk")
+    assert client.is_model_ready("risk")
+    wait_until(lambda: readiness_seen(inference_address, "risk") == {True})
+    assert error_of(lambda: client.load_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
+    assert error_of(lambda: client.unload_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
 
 
 def error_of(call) -> InferenceServerException:
