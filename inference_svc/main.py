@@ -10,6 +10,7 @@ from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
+from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.server import ServerOptions, run_server
 from protoserve_runtime.settings import from_env
@@ -36,7 +37,8 @@ async def serve(settings: InferenceSettings) -> None:
         core.close()
 
     options = ServerOptions(settings.inference_address, settings.max_message_bytes, settings.grace_seconds)
-    await run_server("inference", [grpc_api.binding(core)], options, load, close)
+    interceptors = auth.interceptors(from_env(auth.AuthSettings))
+    await run_server("inference", [grpc_api.binding(core)], options, load, close, interceptors)
 
 
 def main() -> None:

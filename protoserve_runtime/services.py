@@ -30,6 +30,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "inference", "inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", "127.0.0.1:50051",
         hint="grpcurl -plaintext {address} list",
     ),
+    ServiceSpec(
+        "gateway", "gateway.main", "PROTOSERVE_GATEWAY_ADDRESS", "127.0.0.1:8080", protocol="http",
+        hint="open http://{address}/ (API docs at /docs)",
+    ),
 )
 
 
