@@ -28,7 +28,7 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise HttpError.bad_request("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
