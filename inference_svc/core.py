@@ -18,12 +18,19 @@ from inference_svc.card import ModelCard
 from inference_svc.inputs import InputLimits, rows_to_inputs
 from inference_svc.model import LoadedModel, PredictionBatch
 from inference_svc.repository import ModelRepository, VersionEntry, check_model_name
+from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
 
 
 @dataclass(frozen=True)
 class PredictResult:
     card: ModelCard
     outputs: PredictionBatch
+
+
+@dataclass(frozen=True)
+class TensorResult:
+    card: ModelCard
+    outputs: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,18 @@ class InferenceCore:
         inputs = rows_to_inputs(loaded.card, rows, self.limits)
         return await self.predict_inputs(loaded, inputs)
 
+    async def predict_tensors(
+        self, model: str, version: str | None, tensors: Sequence[NamedTensor], requested: Sequence[str] = ()
+    ) -> TensorResult:
+        """Predict from named tensors (the Open Inference Protocol's form), checked against the card;
+        the requested outputs (all when none are named) come back as named arrays, in order."""
+        loaded = self.resolve(model, version)
+        names = check_requested(loaded.card, requested)
+        inputs = tensors_to_inputs(loaded.card, tensors, self.limits)
+        result = await self.predict_inputs(loaded, inputs)
+        arrays = outputs_to_arrays(loaded.card, result.outputs)
+        return TensorResult(loaded.card, {name: arrays[name] for name in names})
+
     async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictResult:
         """Run a model on inputs that were validated against its card."""
         loop = asyncio.get_running_loop()
@@ -64,6 +83,12 @@ class InferenceCore:
         cards = [v.card for v in versions if v.card is not None]
         card = next((v.card for v in versions if v.version == default), cards[-1] if cards else None)
         return ModelStatus(name, card, default, versions)
+
+    async def load_model(self, name: str) -> None:
+        await asyncio.to_thread(self.repository.load_model, name)
+
+    def unload_model(self, name: str) -> None:
+        self.repository.unload_model(name)
 
     def describe(self, model: str, version: str | None) -> tuple[ModelCard, list[VersionEntry]]:
         loaded = self.resolve(model, version)

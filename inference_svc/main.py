@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from inference_svc import grpc_api
+from inference_svc import grpc_api, v2_api
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.repository import ModelRepository
@@ -26,9 +26,11 @@ def build_core(settings: InferenceSettings) -> InferenceCore:
 
 async def serve(settings: InferenceSettings) -> None:
     core = build_core(settings)
+    models_loaded = asyncio.Event()
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
+        models_loaded.set()
         loaded = core.repository.names()
         if not loaded:
             log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
@@ -37,8 +39,9 @@ async def serve(settings: InferenceSettings) -> None:
         core.close()
 
     options = ServerOptions(settings.inference_address, settings.max_message_bytes, settings.grace_seconds)
+    bindings = [grpc_api.binding(core), v2_api.binding(core, models_loaded.is_set)]
     interceptors = auth.interceptors(from_env(auth.AuthSettings))
-    await run_server("inference", [grpc_api.binding(core)], options, load, close, interceptors)
+    await run_server("inference", bindings, options, load, close, interceptors)
 
 
 def main() -> None:
