@@ -50,6 +50,10 @@ class Caller:
     def authorize(self, request: Request, method: str) -> list[tuple[str, str]]:
         """Metadata to forward (the key, so every service checks it too); 401/403 when refused."""
         header = request.headers.get("authorization")
+        if header is not None and not (header.isascii() and header.isprintable()):
+            if self.auth.enabled:
+                raise HttpError(401, "UNAUTHENTICATED", "the authorization header holds characters a key never has")
+            header = None  # auth is off: drop what gRPC metadata could not carry
         try:
             self.auth.check(header, scope_for(method))
         except errors.Unauthenticated as exc:
