@@ -51,8 +51,8 @@ async function pickModel(name) {
   const fields = card.inputs.map((input) => {
     const id = "input-" + input.name;
     const control = input.type === "FEATURE_TYPE_STRING"
-      ? el("textarea", { id, name: input.name, required: "", ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
-      : el("input", { id, name: input.name, type: "number", step: "any", required: "" });
+      ? el("textarea", { id, name: input.name, ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
+      : el("input", { id, name: input.name, type: "number", step: "any" });
     return el("div", { class: "field" }, el("label", { for: id }, input.name), control,
       el("small", {}, input.description || ""));
   });
@@ -102,7 +102,8 @@ async function predict(event) {
   const row = {};
   for (const input of state.card.inputs) {
     const value = $("input-" + input.name).value;
-    row[input.name] = input.type === "FEATURE_TYPE_STRING" ? value : Number(value);
+    // An empty box is sent as null: the service checks every field and names the ones that are wrong.
+    row[input.name] = input.type === "FEATURE_TYPE_STRING" ? value : value === "" ? null : Number(value);
   }
   $("predict").disabled = true;
   try {
