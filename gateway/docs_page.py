@@ -9,7 +9,8 @@ from typing import Any
 _STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
 h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #dde}code,pre{font:13px ui-monospace,monospace}
-pre{background:#f5f6f9;padding:.6rem;overflow:auto;border-radius:4px}.op{margin:1rem 0;padding:.5rem 1rem;border:1px solid #dde;border-radius:6px}
+pre{background:#f5f6f9;padding:.6rem;overflow:auto;border-radius:4px}
+.op{margin:1rem 0;padding:.5rem 1rem;border:1px solid #dde;border-radius:6px}
 .m{display:inline-block;min-width:4rem;font-weight:600;color:#fff;border-radius:3px;text-align:center;margin-right:.5rem}
 .get{background:#2f7d4f}.post{background:#2f5d9d}.put,.patch{background:#9d6a2f}.delete{background:#9d2f2f}
 table{border-collapse:collapse}td,th{border:1px solid #dde;padding:.2rem .5rem;text-align:left}

@@ -53,7 +53,8 @@ class OipApi:
 
     async def model_metadata(self, request: Request) -> Response:
         name, version = self._model(request)
-        r = await self._call(request, "ModelMetadata", v2.ModelMetadataRequest(name=name, version=version), v2.ModelMetadataResponse)
+        message = v2.ModelMetadataRequest(name=name, version=version)
+        r = await self._call(request, "ModelMetadata", message, v2.ModelMetadataResponse)
         return JSONResponse({
             "name": r.name, "versions": list(r.versions), "platform": r.platform,
             "inputs": tensor_metadata(r.inputs), "outputs": tensor_metadata(r.outputs),

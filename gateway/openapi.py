@@ -94,6 +94,10 @@ def _field(descriptor: Descriptor, path: str) -> FieldDescriptor:
     return field
 
 
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
 def _operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
     request = route.request_class.DESCRIPTOR
     parameters = [
@@ -106,16 +110,16 @@ def _operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
         "summary": f"{route.method.name} ({route.full_method})",
         "parameters": parameters,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": schemas.ref(route.method.output_type)}}},
-            "default": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "200": {"description": "OK", "content": _json(schemas.ref(route.method.output_type))},
+            "default": {"description": "An error", "content": _json({"$ref": "#/components/schemas/Error"})},
         },
     }
     if route.body == "*":
         skip = [p for p in route.path_fields if "." not in p]
         body_schema = schemas.message(request, skip)
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
+        operation["requestBody"] = {"required": True, "content": _json(body_schema)}
     elif route.body:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas.field(request.fields_by_name[route.body])}}}
+        operation["requestBody"] = {"required": True, "content": _json(schemas.field(request.fields_by_name[route.body]))}
     else:
         for field in request.fields:
             if field.name in route.path_fields or field.type == F.TYPE_MESSAGE:
@@ -147,6 +151,8 @@ def build_openapi(routes: Sequence[Route], title: str = "protoserve", version: s
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key: ps_<id>_<secret>"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key: ps_<id>_<secret>"},
+            },
         },
     }

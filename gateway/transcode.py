@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -120,6 +120,3 @@ def to_json(message: Message) -> dict[str, Any]:
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
 
-
-def query_pairs(items: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    return list(items.items()) if isinstance(items, Mapping) else list(items)

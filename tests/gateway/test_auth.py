@@ -30,8 +30,8 @@ def _rest_calls() -> list[tuple[str, str, Any, str]]:
     for route in discover_routes():
         path, query, body = EXAMPLES[route.full_method][0]
         calls.append((route.http_method, path, body, scope_for(route.full_method)))
-    calls += [(method, path, {"inputs": []} if method == "POST" else None, scope_for("/inference.GRPCInferenceService/ModelInfer"))
-              for method, path in OIP_ROUTES]
+    infer_scope = scope_for("/inference.GRPCInferenceService/ModelInfer")
+    calls += [(method, path, {"inputs": []} if method == "POST" else None, infer_scope) for method, path in OIP_ROUTES]
     return calls
 
 

@@ -11,6 +11,7 @@ import httpx
 from openapi_spec_validator import validate
 
 from gateway.discovery import discover_routes
+from protoserve_runtime.auth import scope_for
 from tests.gateway.conftest import GatewayProcess
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -21,7 +22,8 @@ def test_document_validates_and_covers_every_route(http: httpx.Client) -> None:
     validate(spec)
     for route in discover_routes():
         operation = spec["paths"][route.openapi_path][route.http_method.lower()]
-        assert operation["security"] == [{"bearerAuth": ["predict"]}] or route.service != "protoserve.inference.v1.InferenceService"
+        scope = scope_for(route.full_method)
+        assert operation.get("security", []) == ([{"bearerAuth": [scope]}] if scope else [])
     predict = spec["paths"]["/v1/models/{model}:predict"]["post"]
     body = predict["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"version", "rows", "skip_cache"}  # model comes from the path
