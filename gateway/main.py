@@ -25,7 +25,8 @@ def main() -> None:
     host, _, port = settings.gateway_address.rpartition(":")
     log.info("gateway starting", extra={"address": settings.gateway_address, "replicas": list(settings.replicas)})
     # uvicorn's handlers would replace the JSON ones; SIGTERM stops it gracefully.
-    uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_config=None, access_log=False,
+    # httptools parses HTTP in C; the asyncio loop stays the standard one that grpc.aio supports.
+    uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_config=None, access_log=False, http="httptools",
                 timeout_graceful_shutdown=10, server_header=False)
 
 
