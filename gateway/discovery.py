@@ -6,6 +6,7 @@ proto is added (and generated) is exposed over REST with no gateway code.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import re
@@ -33,15 +34,15 @@ class Route:
     request_class: type[Any]
     response_class: type[Any]
 
-    @property
+    @functools.cached_property
     def service(self) -> str:
         return self.method.containing_service.full_name
 
-    @property
+    @functools.cached_property
     def full_method(self) -> str:
         return f"/{self.service}/{self.method.name}"
 
-    @property
+    @functools.cached_property
     def idempotent(self) -> bool:
         """Safe to retry: a GET, or declared so in the proto (``option idempotency_level``)."""
         level = self.method.GetOptions().idempotency_level
