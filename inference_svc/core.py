@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from inference_svc.batching import BatchSettings, ModelBatcher
 from inference_svc.card import ModelCard
 from inference_svc.inputs import InputLimits, rows_to_inputs
 from inference_svc.model import LoadedModel, PredictionBatch
@@ -42,36 +43,62 @@ class ModelStatus:
 
 
 class InferenceCore:
-    def __init__(self, repository: ModelRepository, limits: InputLimits, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        limits: InputLimits,
+        executor: Executor | None = None,
+        batching: BatchSettings | None = None,
+    ) -> None:
         self.repository = repository
         self.limits = limits
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
+        self._batchers: dict[tuple[str, str], ModelBatcher] = {}
 
     def resolve(self, model: str, version: str | None) -> LoadedModel:
         return self.repository.get(model, version or None)
 
-    async def predict_rows(self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]]) -> PredictResult:
+    async def predict_rows(
+        self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]], deadline: float | None = None
+    ) -> PredictResult:
         loaded = self.resolve(model, version)
         inputs = rows_to_inputs(loaded.card, rows, self.limits)
-        return await self.predict_inputs(loaded, inputs)
+        return await self.predict_inputs(loaded, inputs, deadline)
 
     async def predict_tensors(
-        self, model: str, version: str | None, tensors: Sequence[NamedTensor], requested: Sequence[str] = ()
+        self,
+        model: str,
+        version: str | None,
+        tensors: Sequence[NamedTensor],
+        requested: Sequence[str] = (),
+        deadline: float | None = None,
     ) -> TensorResult:
         """Predict from named tensors (the Open Inference Protocol's form), checked against the card;
         the requested outputs (all when none are named) come back as named arrays, in order."""
         loaded = self.resolve(model, version)
         names = check_requested(loaded.card, requested)
         inputs = tensors_to_inputs(loaded.card, tensors, self.limits)
-        result = await self.predict_inputs(loaded, inputs)
+        result = await self.predict_inputs(loaded, inputs, deadline)
         arrays = outputs_to_arrays(loaded.card, result.outputs)
         return TensorResult(loaded.card, {name: arrays[name] for name in names})
 
-    async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictResult:
-        """Run a model on inputs that were validated against its card."""
-        loop = asyncio.get_running_loop()
-        outputs = await loop.run_in_executor(self._executor, loaded.predict, inputs)
+    async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray, deadline: float | None = None) -> PredictResult:
+        """Run a model on inputs that were validated against its card, batched with other callers'
+        (deadline: time.monotonic() after which the request is dropped unrun)."""
+        outputs = await self._batcher(loaded).submit(inputs, deadline)
         return PredictResult(loaded.card, outputs)
+
+    def _batcher(self, loaded: LoadedModel) -> ModelBatcher:
+        key = (loaded.name, loaded.version)
+        batcher = self._batchers.get(key)
+        if batcher is None or batcher.model is not loaded:  # first call, or the version was reloaded
+            batcher = self._batchers[key] = ModelBatcher(loaded, self._run, self._batching)
+        return batcher
+
+    async def _run(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictionBatch:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, loaded.predict, inputs)
 
     def list_models(self) -> list[ModelStatus]:
         return [self.model_status(name) for name in self.repository.names()]
@@ -89,6 +116,8 @@ class InferenceCore:
 
     def unload_model(self, name: str) -> None:
         self.repository.unload_model(name)
+        for key in [k for k in self._batchers if k[0] == name]:  # let the estimators be freed
+            del self._batchers[key]
 
     def describe(self, model: str, version: str | None) -> tuple[ModelCard, list[VersionEntry]]:
         loaded = self.resolve(model, version)

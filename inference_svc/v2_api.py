@@ -14,6 +14,7 @@ import grpc
 from inference import grpc_predict_v2_pb2 as v2
 from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 
+from inference_svc.batching import deadline_after
 from inference_svc.core import InferenceCore
 from inference_svc.repository import VersionState, check_model_name, check_version
 from inference_svc.tensor_inputs import NamedTensor, TensorSpec, input_specs, output_specs
@@ -109,6 +110,7 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
             version,
             [NamedTensor(d.name, d.array) for d in decoded],
             [o.name for o in request.outputs],
+            deadline_after(context.time_remaining()),
         )
         card = result.card
         response = v2.ModelInferResponse(model_name=card.name, model_version=card.version, id=request.id)
