@@ -74,7 +74,7 @@ def auth_system(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
     keys = {scope: store.create(f"{scope}-key", [scope])[0] for scope in SCOPED}
     settings = {"PROTOSERVE_AUTH": "on", "PROTOSERVE_DATA_DIR": str(data_dir)}
     logs = tmp_path_factory.mktemp("auth-logs")
-    inference = start_inference(model_repository, logs, **settings)
+    inference = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", **settings)
     gateway = start_gateway(logs, [inference.address], **settings)
     yield {"keys": keys, "store": store, "inference": inference.address, "gateway": gateway.url}
     gateway.terminate()

@@ -15,8 +15,9 @@ from tests.gateway.test_rest import IRIS_ROW
 def test_calls_survive_a_stopped_replica(model_repository: Path, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first = start_inference(model_repository, tmp_path / "a")
-    second = start_inference(model_repository, tmp_path / "b")
+    # One worker each: killing a replica then kills the process that serves its port.
+    first = start_inference(model_repository, tmp_path / "a", PROTOSERVE_INFERENCE_WORKERS="1")
+    second = start_inference(model_repository, tmp_path / "b", PROTOSERVE_INFERENCE_WORKERS="1")
     gateway = start_gateway(tmp_path, [first.address, second.address])
     try:
         with httpx.Client(base_url=gateway.url, timeout=30) as client:
