@@ -20,8 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import grpc
 import aiohttp
+import grpc
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
