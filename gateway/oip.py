@@ -89,7 +89,10 @@ class OipApi:
 
     async def repository_index(self, request: Request) -> Response:
         raw = await read_body(request, self.max_body_bytes)
-        ready = parse_json(raw).get("ready", False) if raw.strip() else False
+        body = parse_json(raw)
+        if not isinstance(body, dict) or not isinstance(body.get("ready", False), bool):
+            raise HttpError.bad_request('the body must be a JSON object such as {"ready": true}')
+        ready = body.get("ready", False)
         r = await self._call(request, "RepositoryIndex", v2.RepositoryIndexRequest(ready=bool(ready)), v2.RepositoryIndexResponse)
         return JSONResponse([{"name": m.name, "version": m.version, "state": m.state, "reason": m.reason} for m in r.models])
 

@@ -195,15 +195,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method  # type: ignore[attr-defined]
+        handler = await continuation(handler_call_details)
+        if handler is None:  # an unknown method: let gRPC answer UNIMPLEMENTED
+            return handler
         try:
             self.auth.check(_metadata_value(handler_call_details.invocation_metadata, "authorization"),  # type: ignore[attr-defined]
                             scope_for(method))
         except (errors.Unauthenticated, errors.PermissionDenied) as exc:
-            return _deny(exc)
-        return await continuation(handler_call_details)
+            return _deny(exc, handler)
+        return handler
 
 
-def _deny(error: errors.ProtoserveError) -> grpc.RpcMethodHandler:
+def _deny(error: errors.ProtoserveError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same call shape as the real one that answers the error and runs nothing."""
     from protoserve_runtime.grpc_errors import status_code_for
 
     code = status_code_for(error)
@@ -211,8 +215,14 @@ def _deny(error: errors.ProtoserveError) -> grpc.RpcMethodHandler:
     async def abort(request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(code, error.message)
 
-    # A unary handler answers every call shape: the status goes out before any message is read.
-    return grpc.unary_unary_rpc_method_handler(abort)
+    make = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    return make(abort, request_deserializer=handler.request_deserializer,  # type: ignore[operator]
+                response_serializer=handler.response_serializer)
 
 
 def interceptors(settings: AuthSettings) -> list[grpc.aio.ServerInterceptor]:

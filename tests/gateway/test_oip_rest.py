@@ -103,3 +103,10 @@ def test_errors_of_the_protocol(http: httpx.Client, triton: Any) -> None:
     assert bad_header.status_code == 400
     with pytest.raises(InferenceServerException, match="no-such-model"):
         triton.get_model_metadata("no-such-model")
+
+
+def test_repository_index(http: httpx.Client) -> None:
+    index = http.post("/v2/repository/index", json={"ready": True})
+    assert index.status_code == 200, index.text
+    assert {"name": "iris-knn", "version": "1", "state": "READY", "reason": ""} in index.json()
+    assert http.post("/v2/repository/index", json=[1]).status_code == 400
