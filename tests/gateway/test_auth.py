@@ -132,3 +132,22 @@ def test_keys_cli_stores_only_hashes(tmp_path: Path) -> None:
     assert protoserve("revoke", key_id).returncode == 0
     assert protoserve("revoke", key_id).returncode == 1
     assert KeyStore(tmp_path / "api_keys.json").lookup(key) is None
+
+
+def test_grpc_direct_open_inference_protocol(auth_system: dict[str, Any]) -> None:
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    client = triton_grpc.InferenceServerClient(auth_system["inference"])
+    try:
+        assert client.is_server_live()  # health of the protocol is open
+        with pytest.raises(InferenceServerException, match="UNAUTHENTICATED"):
+            client.get_model_metadata("iris-knn")
+        with pytest.raises(InferenceServerException, match="PERMISSION_DENIED"):
+            client.get_model_metadata("iris-knn", headers=_bearer(auth_system["keys"]["explain"]))
+        with pytest.raises(InferenceServerException, match="PERMISSION_DENIED"):
+            client.unload_model("risk", headers=_bearer(auth_system["keys"]["predict"]))  # load/unload need admin
+        meta = client.get_model_metadata("iris-knn", headers=_bearer(auth_system["keys"]["predict"]))
+        assert meta.name == "iris-knn"
+    finally:
+        client.close()
