@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=REPO / "models", help="model repository (built if missing)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per row at concurrency > 1")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--gateway-workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args()
     build_models(args.models, ["iris-knn"])
     logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -101,7 +102,8 @@ def main() -> None:
                                {"PROTOSERVE_MODEL_REPOSITORY": str(args.models), "PROTOSERVE_LOG_LEVEL": "warning"},
                                logs / "inference.log")
     inference.start()
-    gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning")
+    gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning",
+                            PROTOSERVE_GATEWAY_WORKERS=str(args.gateway_workers))
     try:
         rows = asyncio.run(measure(inference.address, gateway.url, args.concurrency, args.requests))
     finally:

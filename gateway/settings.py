@@ -10,6 +10,7 @@ from protoserve_runtime.settings import SettingsError, setting
 @dataclass(frozen=True)
 class GatewaySettings:
     gateway_address: str = setting("127.0.0.1:8080", "host:port the gateway's HTTP server listens on")
+    gateway_workers: int = setting(1, "gateway worker processes sharing the port (each with its own upstream channels)")
     inference_replicas: tuple[str, ...] = setting(
         (), "inference replicas the gateway balances over, comma-separated (default: PROTOSERVE_INFERENCE_ADDRESS)"
     )
@@ -31,6 +32,8 @@ class GatewaySettings:
             raise SettingsError("PROTOSERVE_CORS_ORIGINS=* cannot be combined with PROTOSERVE_CORS_CREDENTIALS=on")
         if self.deadline_seconds <= 0:
             raise SettingsError("PROTOSERVE_DEADLINE_SECONDS must be positive")
+        if self.gateway_workers < 1:
+            raise SettingsError("PROTOSERVE_GATEWAY_WORKERS must be at least 1")
         if self.retries < 0:
             raise SettingsError("PROTOSERVE_RETRIES must be at least 0")
         if self.max_body_bytes < 1024:

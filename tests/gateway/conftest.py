@@ -39,10 +39,11 @@ def start_gateway(log_dir: Path, replicas: list[str], **settings: str) -> Gatewa
 
 @pytest.fixture(scope="session")
 def gateway(inference_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """Auth off, CORS for one origin, a small body limit to test 413 with."""
+    """Auth off, CORS for one origin, a small body limit to test 413 with, two workers on one port."""
     service = start_gateway(
         tmp_path_factory.mktemp("gateway"), [inference_address],
         PROTOSERVE_CORS_ORIGINS="http://allowed.example", PROTOSERVE_MAX_BODY_BYTES="65536",
+        PROTOSERVE_GATEWAY_WORKERS="2",
     )
     yield service
     service.terminate()
