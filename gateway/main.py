@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -34,9 +36,26 @@ def main() -> None:
                                         "workers": settings.gateway_workers})
     # httptools parses HTTP in C; the asyncio loop stays the standard one that grpc.aio supports.
     # uvicorn's handlers would replace the JSON ones; SIGTERM stops it gracefully.
-    uvicorn.run("gateway.main:app", factory=True, workers=settings.gateway_workers, host=host or "127.0.0.1",
-                port=int(port), log_config=None, access_log=False, http="httptools", timeout_graceful_shutdown=10,
-                server_header=False)
+    config = uvicorn.Config("gateway.main:app", factory=True, workers=settings.gateway_workers, host=host or "127.0.0.1",
+                            port=int(port), log_config=None, access_log=False, http="httptools",
+                            timeout_graceful_shutdown=10, server_header=False)
+    server = uvicorn.Server(config)
+    if settings.gateway_workers == 1:
+        server.run()
+        return
+    Multiprocess(config, sockets=[listen_socket(host or "127.0.0.1", int(port))]).run()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The workers' shared socket, made with proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on
+    connections accepted from such a socket, and without it a keep-alive response waits ~40 ms for
+    delayed ACKs (uvicorn's own multi-worker socket has proto 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 if __name__ == "__main__":
