@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from protoserve_runtime.settings import SettingsError, setting
 
+EXPLAIN_SERVICE = "protoserve.explain.v1.ExplainService"
+
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -15,6 +17,7 @@ class GatewaySettings:
         (), "inference replicas the gateway balances over, comma-separated (default: PROTOSERVE_INFERENCE_ADDRESS)"
     )
     inference_address: str = setting("127.0.0.1:50051", "host:port the inference gRPC server listens on")
+    explain_address: str = setting("127.0.0.1:50053", "host:port the explain gRPC server listens on")
     upstreams: tuple[str, ...] = setting(
         (), "other gRPC services, comma-separated SERVICE=host:port[|host:port...] (full service names)"
     )
@@ -46,7 +49,7 @@ class GatewaySettings:
 
     def upstream_map(self) -> dict[str, tuple[str, ...]]:
         """Full gRPC service name -> replica addresses, for services not served by the inference replicas."""
-        result: dict[str, tuple[str, ...]] = {}
+        result: dict[str, tuple[str, ...]] = {EXPLAIN_SERVICE: (self.explain_address,)}
         for entry in self.upstreams:
             service, sep, addresses = entry.partition("=")
             replicas = tuple(a.strip() for a in addresses.split("|") if a.strip())

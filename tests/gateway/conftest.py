@@ -10,6 +10,7 @@ import pytest
 
 from protoserve_runtime.auth import KeyStore
 from tests.conftest import start_inference
+from tests.explain.conftest import explain_address, explain_service, start_explain  # noqa: F401  (fixtures)
 from tests.harness import ServiceProcess
 
 
@@ -38,12 +39,14 @@ def start_gateway(log_dir: Path, replicas: list[str], **settings: str) -> Gatewa
 
 
 @pytest.fixture(scope="session")
-def gateway(inference_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gateway(
+    inference_address: str, explain_address: str, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+) -> Iterator[GatewayProcess]:
     """Auth off, CORS for one origin, a small body limit to test 413 with, two workers on one port."""
     service = start_gateway(
         tmp_path_factory.mktemp("gateway"), [inference_address],
         PROTOSERVE_CORS_ORIGINS="http://allowed.example", PROTOSERVE_MAX_BODY_BYTES="65536",
-        PROTOSERVE_GATEWAY_WORKERS="2",
+        PROTOSERVE_GATEWAY_WORKERS="2", PROTOSERVE_EXPLAIN_ADDRESS=explain_address,
     )
     yield service
     service.terminate()
@@ -67,7 +70,9 @@ def auth_system(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
     settings = {"PROTOSERVE_AUTH": "on", "PROTOSERVE_DATA_DIR": str(data_dir)}
     logs = tmp_path_factory.mktemp("auth-logs")
     inference = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", **settings)
-    gateway = start_gateway(logs, [inference.address], **settings)
-    yield {"keys": keys, "store": store, "inference": inference.address, "gateway": gateway.url}
+    explain = start_explain(model_repository, logs, **settings)
+    gateway = start_gateway(logs, [inference.address], PROTOSERVE_EXPLAIN_ADDRESS=explain.address, **settings)
+    yield {"keys": keys, "store": store, "inference": inference.address, "explain": explain.address, "gateway": gateway.url}
     gateway.terminate()
+    explain.terminate()
     inference.terminate()

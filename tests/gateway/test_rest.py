@@ -13,6 +13,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 
 from gateway.discovery import discover_routes
 from gateway.errors import HTTP_STATUS
+from gateway.settings import EXPLAIN_SERVICE
 from gateway.transcode import to_json
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -26,6 +27,9 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, str], dict[str, Any] | None]]] = {
         ("/v1/models/iris-knn:predict", {}, {"rows": [IRIS_ROW]}),
         ("/v1/models/sentiment:predict", {}, {"rows": [{"text": "What a wonderful, moving film."}], "skip_cache": True}),
         ("/v1/models/regression-gp:predict", {}, {"rows": [{"age": 0.02, "bmi": 0.06, "bp": 0.02, "s5": 0.02}]}),
+    ],
+    "/protoserve.explain.v1.ExplainService/Explain": [
+        ("/v1/models/sentiment:explain", {}, {"rows": [{"text": "A dull, lifeless film."}], "top_k": 3}),
     ],
 }
 
@@ -43,8 +47,10 @@ def test_every_annotated_rpc_has_an_example() -> None:
 
 
 @pytest.mark.parametrize("route", discover_routes(), ids=lambda r: f"{r.http_method} {r.template}")
-def test_rest_answers_what_grpc_answers(route: Any, http: httpx.Client, inference_address: str) -> None:
-    with grpc.insecure_channel(inference_address) as channel:
+def test_rest_answers_what_grpc_answers(route: Any, http: httpx.Client, inference_address: str,
+                                        explain_address: str) -> None:
+    address = explain_address if route.service == EXPLAIN_SERVICE else inference_address
+    with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(route.full_method, request_serializer=lambda m: m.SerializeToString(),
                                    response_deserializer=route.response_class.FromString)
         for path, query, body in EXAMPLES[route.full_method]:

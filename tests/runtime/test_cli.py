@@ -39,6 +39,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
         "PROTOSERVE_INFERENCE_ADDRESS": address,
         "PROTOSERVE_GATEWAY_ADDRESS": (gateway := f"127.0.0.1:{free_port()}"),
+        "PROTOSERVE_EXPLAIN_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
     }
     env.pop("REDIS_URL", None)
@@ -49,6 +50,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         assert f"inference    grpc://{address}" in printed
         assert f"gateway      http://{gateway}" in printed and "AUTH IS OFF" in printed
         assert json.loads(urllib.request.urlopen(f"http://{gateway}/v1/models", timeout=30).read())["models"]
+        assert f"explain      grpc://{env['PROTOSERVE_EXPLAIN_ADDRESS']}" in printed
         redis_url = next(w for w in printed.split() if w.startswith("redis://"))
         assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}
 
