@@ -7,6 +7,7 @@ event loop. Adapters (gRPC, Open Inference Protocol) only convert messages to an
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,11 @@ from inference_svc.card import ModelCard
 from inference_svc.inputs import InputLimits, rows_to_inputs
 from inference_svc.model import LoadedModel, PredictionBatch
 from inference_svc.repository import ModelRepository, VersionEntry, check_model_name
+from inference_svc.repository_sync import Operation, RepositorySync
 from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
+from protoserve_runtime.errors import ProtoserveError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,10 @@ class InferenceCore:
         limits: InputLimits,
         executor: Executor | None = None,
         batching: BatchSettings | None = None,
+        sync: RepositorySync | None = None,
     ) -> None:
         self.repository = repository
+        self.sync = sync  # shares loads and unloads with sibling worker processes
         self.limits = limits
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
@@ -113,11 +120,35 @@ class InferenceCore:
 
     async def load_model(self, name: str) -> None:
         await asyncio.to_thread(self.repository.load_model, name)
+        self._share(name, "load")
 
     def unload_model(self, name: str) -> None:
+        self._unload(name)
+        self._share(name, "unload")
+
+    def _unload(self, name: str) -> None:
         self.repository.unload_model(name)
         for key in [k for k in self._batchers if k[0] == name]:  # let the estimators be freed
             del self._batchers[key]
+
+    def _share(self, name: str, operation: Operation) -> None:
+        if self.sync is not None:
+            self.sync.mark_applied(self.sync.publish(name, operation))
+
+    async def apply_shared_changes(self, at_start: bool = False) -> None:
+        """Carry out the loads and unloads other workers took (at start, only the unloads: the
+        repository was just read from disk)."""
+        if self.sync is None or not (at_start or self.sync.changed()):
+            return
+        for change in self.sync.pending():
+            try:
+                if change.operation == "unload":
+                    self._unload(change.model)
+                elif not at_start:
+                    await asyncio.to_thread(self.repository.load_model, change.model)
+            except ProtoserveError as exc:  # e.g. the model left the disk since
+                log.warning("shared model change not applied", extra={"model": change.model, "reason": exc.message})
+            self.sync.mark_applied(change)
 
     def describe(self, model: str, version: str | None) -> tuple[ModelCard, list[VersionEntry]]:
         loaded = self.resolve(model, version)

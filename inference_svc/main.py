@@ -12,6 +12,7 @@ from inference_svc.batching import BatchSettings
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.repository import ModelRepository
+from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
 from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
 from protoserve_runtime import auth
@@ -24,22 +25,26 @@ log = logging.getLogger(__name__)
 READY_POLL_SECONDS = 0.1
 
 
-def build_core(settings: InferenceSettings) -> InferenceCore:
+def build_core(settings: InferenceSettings, sync: RepositorySync | None = None) -> InferenceCore:
     repository = ModelRepository(settings.model_repository, settings.trusted_types)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
     batching = BatchSettings(settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size)
-    return InferenceCore(repository, limits, batching=batching)
+    return InferenceCore(repository, limits, batching=batching, sync=sync)
 
 
-async def serve(settings: InferenceSettings, board: ReadyBoard | None = None, index: int = 0) -> None:
-    """Run one worker; with a shared board it reports SERVING only while every worker is ready."""
+async def serve(
+    settings: InferenceSettings, board: ReadyBoard | None = None, index: int = 0, sync: RepositorySync | None = None
+) -> None:
+    """Run one worker; with a shared board it reports SERVING only while every worker is ready,
+    and with a shared sync it carries out the model loads and unloads its siblings were asked for."""
     board = board or ReadyBoard(1)
-    core = build_core(settings)
+    core = build_core(settings, sync)
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
         if not core.repository.names():
             log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
+        await core.apply_shared_changes(at_start=True)
         board.set(index, True)
         while not board.all_ready():
             await asyncio.sleep(READY_POLL_SECONDS)
@@ -48,6 +53,7 @@ async def serve(settings: InferenceSettings, board: ReadyBoard | None = None, in
         serving = True
         while True:
             await asyncio.sleep(READY_POLL_SECONDS)
+            await core.apply_shared_changes()
             if board.all_ready() != serving:
                 serving = not serving
                 await server.set_serving(serving)
@@ -64,10 +70,10 @@ async def serve(settings: InferenceSettings, board: ReadyBoard | None = None, in
     await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
 
 
-def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int) -> None:
+def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, sync: RepositorySync) -> None:
     """Entry point of one worker process."""
     json_logging.configure("inference", settings.log_level)
-    asyncio.run(serve(settings, board, index))
+    asyncio.run(serve(settings, board, index, sync))
 
 
 def main() -> None:

@@ -55,7 +55,8 @@ def output_names(card: ModelCard) -> tuple[str, ...]:
     return CLASSIFIER_OUTPUTS if card.task == "classification" else REGRESSOR_OUTPUTS
 
 
-def _error(index: int, name: str, attribute: str, description: str) -> InvalidArgument:
+def tensor_error(index: int, name: str, attribute: str, description: str) -> InvalidArgument:
+    """An InvalidArgument for field ``inputs[index].attribute`` naming the tensor."""
     return InvalidArgument.for_field(f"inputs[{index}].{attribute}", f"tensor {name!r}: {description}")
 
 
@@ -65,7 +66,7 @@ def _column(index: int, tensor: NamedTensor) -> np.ndarray:
     if array.ndim == 2 and array.shape[1] == 1:
         return array.reshape(-1)
     if array.ndim != 1:
-        raise _error(index, tensor.name, "shape", f"shape {list(array.shape)} must be [rows] or [rows, 1]")
+        raise tensor_error(index, tensor.name, "shape", f"shape {list(array.shape)} must be [rows] or [rows, 1]")
     return array
 
 
@@ -73,10 +74,10 @@ def _numeric(index: int, tensor: NamedTensor, array: np.ndarray) -> np.ndarray:
     kind = array.dtype.kind
     if kind not in "iuf":
         what = "BYTES" if kind == "O" else str(array.dtype).upper()
-        raise _error(index, tensor.name, "datatype", f"{what} given; this model takes numbers (FP32 or FP64)")
+        raise tensor_error(index, tensor.name, "datatype", f"{what} given; this model takes numbers (FP32 or FP64)")
     matrix = np.asarray(array, dtype=np.float64)  # no copy when it is FP64 already
     if kind == "f" and not np.isfinite(matrix).all():
-        raise _error(index, tensor.name, "contents", "every value must be a finite number")
+        raise tensor_error(index, tensor.name, "contents", "every value must be a finite number")
     return matrix
 
 
@@ -94,7 +95,8 @@ def _text_input(card: ModelCard, tensors: Sequence[NamedTensor], limits: InputLi
     _expect_names(tensors, [feature.name])
     tensor = tensors[0]
     if tensor.array.dtype.kind != "O":
-        raise _error(0, tensor.name, "datatype", f"{str(tensor.array.dtype).upper()} given; this model takes BYTES (UTF-8 text)")
+        given = str(tensor.array.dtype).upper()
+        raise tensor_error(0, tensor.name, "datatype", f"{given} given; this model takes BYTES (UTF-8 text)")
     column = _column(0, tensor)
     check_row_count(len(column), limits, "inputs[0].shape")
     max_length = feature.max_length or limits.max_text_length
@@ -103,9 +105,10 @@ def _text_input(card: ModelCard, tensors: Sequence[NamedTensor], limits: InputLi
         try:
             text = item.decode("utf-8") if isinstance(item, bytes) else str(item)
         except UnicodeDecodeError:
-            raise _error(0, tensor.name, "contents", f"element {k} is not UTF-8 text") from None
+            raise tensor_error(0, tensor.name, "contents", f"element {k} is not UTF-8 text") from None
         if len(text) > max_length:
-            raise _error(0, tensor.name, "contents", f"element {k}: {len(text)} characters is over the limit of {max_length}")
+            too_long = f"element {k}: {len(text)} characters is over the limit of {max_length}"
+            raise tensor_error(0, tensor.name, "contents", too_long)
         texts[k] = text
     return texts
 
@@ -114,7 +117,8 @@ def _matrix_input(card: ModelCard, tensor: NamedTensor, limits: InputLimits) -> 
     width = len(card.inputs)
     shape = tensor.array.shape
     if len(shape) != 2 or shape[1] != width:
-        raise _error(0, tensor.name, "shape", f"shape {list(shape)} must be [rows, {width}] ({', '.join(card.feature_names)})")
+        wanted = f"[rows, {width}] ({', '.join(card.feature_names)})"
+        raise tensor_error(0, tensor.name, "shape", f"shape {list(shape)} must be {wanted}")
     check_row_count(shape[0], limits, "inputs[0].shape")
     return _numeric(0, tensor, tensor.array)
 
@@ -132,7 +136,7 @@ def _feature_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: Inp
             rows = len(column)
             check_row_count(rows, limits, f"inputs[{index}].shape")
         elif len(column) != rows:
-            raise _error(index, name, "shape", f"{len(column)} rows, but the other inputs have {rows}")
+            raise tensor_error(index, name, "shape", f"{len(column)} rows, but the other inputs have {rows}")
         columns.append(column)
     return np.stack(columns, axis=1)
 
@@ -144,7 +148,7 @@ def _expect_names(tensors: Sequence[NamedTensor], names: Sequence[str]) -> None:
             takes = f"{MATRIX_INPUT!r} [rows, {len(names)}] or one tensor per feature: {', '.join(names)}"
             if len(names) == 1:
                 takes = repr(names[0])
-            raise _error(i, name, "name", f"unknown input; this model takes {takes}")
+            raise tensor_error(i, name, "name", f"unknown input; this model takes {takes}")
     missing = [n for n in names if n not in given]
     if missing:
         raise InvalidArgument.for_field("inputs", f"missing input tensor(s): {', '.join(missing)}")

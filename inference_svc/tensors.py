@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
+from inference_svc.tensor_inputs import tensor_error
 from protoserve_runtime.errors import InvalidArgument
 
 InputTensor = v2.ModelInferRequest.InferInputTensor
@@ -61,10 +62,6 @@ class DecodedInput:
     array: np.ndarray  # shaped as the request says; BYTES as an object array of bytes
 
 
-def _error(index: int, name: str, attribute: str, description: str) -> InvalidArgument:
-    return InvalidArgument.for_field(f"inputs[{index}].{attribute}", f"tensor {name!r}: {description}")
-
-
 def element_count(shape: list[int]) -> int:
     count = 1
     for dim in shape:
@@ -86,7 +83,7 @@ def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[DecodedInput], bo
     seen: set[str] = set()
     for i, tensor in enumerate(request.inputs):
         if tensor.name in seen:
-            raise _error(i, tensor.name, "name", "appears more than once")
+            raise tensor_error(i, tensor.name, "name", "appears more than once")
         seen.add(tensor.name)
         decoded.append(decode_input(i, tensor, raw[i] if raw else None))
     return decoded, bool(raw)
@@ -96,14 +93,14 @@ def decode_input(index: int, tensor: Any, raw: bytes | None) -> DecodedInput:
     name, datatype = tensor.name, tensor.datatype
     dtype = NUMPY_DTYPES.get(datatype)
     if dtype is None:
-        raise _error(index, name, "datatype", f"unknown datatype {datatype!r}; use one of {', '.join(NUMPY_DTYPES)}")
+        raise tensor_error(index, name, "datatype", f"unknown datatype {datatype!r}; use one of {', '.join(NUMPY_DTYPES)}")
     shape = list(tensor.shape)
     if not shape or any(d < 0 for d in shape):
-        raise _error(index, name, "shape", f"shape {shape} must list one or more dimensions, none negative")
+        raise tensor_error(index, name, "shape", f"shape {shape} must list one or more dimensions, none negative")
     count = element_count(shape)
     if raw is not None:
         if tensor.HasField("contents"):
-            raise _error(index, name, "contents", "give contents or raw_input_contents, not both")
+            raise tensor_error(index, name, "contents", "give contents or raw_input_contents, not both")
         array = _decode_raw(index, name, datatype, dtype, raw, count)
     else:
         array = _decode_contents(index, name, datatype, dtype, tensor, count)
@@ -115,7 +112,7 @@ def _decode_raw(index: int, name: str, datatype: str, dtype: np.dtype[Any], raw:
         return _split_bytes(index, name, raw, count)
     expected = count * dtype.itemsize
     if len(raw) != expected:
-        raise _error(
+        raise tensor_error(
             index, name, "raw_input_contents",
             f"{len(raw)} bytes do not match shape and datatype {datatype} ({expected} bytes expected)",
         )
@@ -127,29 +124,29 @@ def _split_bytes(index: int, name: str, raw: bytes, count: int) -> np.ndarray:
     offset, size = 0, len(raw)
     for k in range(count):
         if offset + 4 > size:
-            raise _error(index, name, "raw_input_contents", f"ends before element {k} of {count}")
+            raise tensor_error(index, name, "raw_input_contents", f"ends before element {k} of {count}")
         (length,) = _LENGTH.unpack_from(raw, offset)
         offset += 4
         if offset + length > size:
-            raise _error(index, name, "raw_input_contents", f"element {k} claims {length} bytes past the end")
+            raise tensor_error(index, name, "raw_input_contents", f"element {k} claims {length} bytes past the end")
         out[k] = raw[offset:offset + length]
         offset += length
     if offset != size:
-        raise _error(index, name, "raw_input_contents", f"{size - offset} bytes left after {count} elements")
+        raise tensor_error(index, name, "raw_input_contents", f"{size - offset} bytes left after {count} elements")
     return out
 
 
 def _decode_contents(index: int, name: str, datatype: str, dtype: np.dtype[Any], tensor: Any, count: int) -> np.ndarray:
     field = CONTENTS_FIELDS.get(datatype)
     if field is None:
-        raise _error(index, name, "contents", f"{datatype} travels only in raw_input_contents")
+        raise tensor_error(index, name, "contents", f"{datatype} travels only in raw_input_contents")
     contents = tensor.contents
     given = [f.name for f, _ in contents.ListFields()]
     if given and given != [field]:
-        raise _error(index, name, "contents", f"a {datatype} tensor carries its data in {field}, not {', '.join(given)}")
+        raise tensor_error(index, name, "contents", f"a {datatype} tensor carries its data in {field}, not {', '.join(given)}")
     values = getattr(contents, field)
     if len(values) != count:
-        raise _error(index, name, "contents", f"{len(values)} values do not match shape (count {count})")
+        raise tensor_error(index, name, "contents", f"{len(values)} values do not match shape (count {count})")
     if datatype == "BYTES":
         out = np.empty(count, dtype=object)
         out[:] = list(values)
@@ -160,7 +157,7 @@ def _decode_contents(index: int, name: str, datatype: str, dtype: np.dtype[Any],
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         if wide.min() < info.min or wide.max() > info.max:
-            raise _error(index, name, "contents", f"a value is out of the range of {datatype}")
+            raise tensor_error(index, name, "contents", f"a value is out of the range of {datatype}")
     return wide.astype(dtype)
 
 

@@ -4,8 +4,9 @@ The kernel spreads connections over the workers; each has its own event loop, mo
 batchers. Readiness is shared through a ReadyBoard: one byte per worker in shared memory, set
 when that worker has loaded its models and cleared when it stops or dies. Every worker reports
 health SERVING (and v2 ServerReady true) only while every byte is set, so whichever worker a
-health check lands on, SERVING means all of them are ready. The parent restarts a worker that
-dies and forwards SIGTERM/SIGINT to all of them.
+health check lands on, SERVING means all of them are ready. Model loads and unloads asked of one
+worker reach all of them through a RepositorySync. The parent restarts a worker that
+dies after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.sharedctypes import RawArray
+from pathlib import Path
 from typing import Any
 
+from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
 from protoserve_runtime.settings import SettingsError
 
@@ -56,13 +61,15 @@ def check_address(address: str, workers: int) -> None:
         )
 
 
-Worker = Callable[[InferenceSettings, ReadyBoard, int], None]
+Worker = Callable[[InferenceSettings, ReadyBoard, int, RepositorySync], None]
 
 
 def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     """Start the workers, restart any that dies, stop them all on SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")  # no fork: gRPC and threads do not survive it
     board = ReadyBoard(workers)
+    shared_dir = Path(tempfile.mkdtemp(prefix="protoserve-workers-"))
+    sync = RepositorySync(shared_dir / "model-changes.json")
     processes: list[Any] = [None] * workers
     stopping = False
 
@@ -74,21 +81,29 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     def start(index: int) -> None:
-        process = context.Process(target=worker, args=(settings, board, index), name=f"inference-worker-{index}")
+        process = context.Process(target=worker, args=(settings, board, index, sync), name=f"inference-worker-{index}")
         process.start()
         processes[index] = process
 
     for index in range(workers):
         start(index)
     log.info("workers started", extra={"workers": workers, "address": settings.inference_address})
+    started = [False] * workers  # whether each worker slot has ever been ready
+    failed = False
     while not stopping:
         multiprocessing.connection.wait([p.sentinel for p in processes], timeout=0.2)
         for index, process in enumerate(processes):
-            if process.exitcode is not None and not stopping:
-                board.set(index, False)
-                log.error("worker exited; restarting it", extra={"worker": index, "exit_code": process.exitcode})
-                time.sleep(RESTART_DELAY_SECONDS)
-                start(index)
+            started[index] = started[index] or bool(board.flags[index])
+            if process.exitcode is None or stopping:
+                continue
+            board.set(index, False)
+            if not started[index]:  # it failed to start (bad settings, port taken): give up
+                log.error("worker failed to start; stopping", extra={"worker": index, "exit_code": process.exitcode})
+                stopping = failed = True
+                break
+            log.error("worker exited; restarting it", extra={"worker": index, "exit_code": process.exitcode})
+            time.sleep(RESTART_DELAY_SECONDS)
+            start(index)
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
@@ -98,4 +113,5 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
         if process.is_alive():
             process.kill()
             process.join()
-    return 0
+    shutil.rmtree(shared_dir, ignore_errors=True)
+    return 1 if failed else 0

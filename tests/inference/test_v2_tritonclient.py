@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,27 +148,47 @@ def test_sentiment_typed_bytes(v2_stub, inference_stub) -> None:
     assert_outputs(got, reference(inference_stub, "sentiment", [{"text": t} for t in TEXTS]))
 
 
-def test_repository_index_unload_load(v2_stub, client) -> None:
+def test_repository_index(client) -> None:
     index = client.get_model_repository_index()
     assert {(m.name, m.version, m.state) for m in index.models} >= {("iris-knn", "1", "READY"), ("sentiment", "1", "READY")}
+
+
+def readiness_seen(address: str, model: str, connections: int = 8) -> set[bool]:
+    """What several separate connections (spread over the workers) say about a model."""
+    seen = set()
+    for _ in range(connections):
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(address, options=options) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            seen.add(stub.ModelReady(service_pb2.ModelReadyRequest(name=model), timeout=10).ready)
+    return seen
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def test_unload_and_load_reach_every_worker(client, v2_stub, inference_address: str) -> None:
+    """The shared service runs a worker per CPU; a load or unload taken by one reaches all."""
     client.unload_model("risk")
     try:
         assert not client.is_model_ready("risk")
-        states = {m.name: m.state for m in client.get_model_repository_index().models}
-        assert states["risk"] == "UNAVAILABLE"
-        ready_only = v2_stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True), timeout=10)
-        assert "risk" not in {m.name for m in ready_only.models}
+        wait_until(lambda: readiness_seen(inference_address, "risk") == {False})
+        assert {m.name: m.state for m in client.get_model_repository_index().models}["risk"] == "UNAVAILABLE"
+        ready = v2_stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True), timeout=10)
+        assert "risk" not in {m.name for m in ready.models}
     finally:
         client.load_model("risk")
     assert client.is_model_ready("risk")
+    wait_until(lambda: readiness_seen(inference_address, "risk") == {True})
+    assert error_of(lambda: client.load_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
+    assert error_of(lambda: client.unload_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
 
 
 def error_of(call) -> InferenceServerException:
     with pytest.raises(InferenceServerException) as caught:
         call()
     return caught.value
-
-
-def test_repository_errors(client) -> None:
-    assert error_of(lambda: client.load_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
-    assert error_of(lambda: client.unload_model("no-such-model")).status() == "StatusCode.NOT_FOUND"
