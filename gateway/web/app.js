@@ -97,14 +97,49 @@ function renderRegression(r) {
     svg, el("small", {}, "The band is mean ± 2 standard deviations of the predictive distribution.")];
 }
 
-async function predict(event) {
-  event.preventDefault();
+function formRow() {
   const row = {};
   for (const input of state.card.inputs) {
     const value = $("input-" + input.name).value;
     // An empty box is sent as null: the service checks every field and names the ones that are wrong.
     row[input.name] = input.type === "FEATURE_TYPE_STRING" ? value : value === "" ? null : Number(value);
   }
+  return row;
+}
+
+function renderExplanation(e) {
+  const attrs = e.attributions;
+  const scale = Math.max(...attrs.map((a) => Math.abs(a.value)), 1e-12);
+  const rows = attrs.map((a) => {
+    const pct = (50 * Math.abs(a.value)) / scale;
+    return el("div", { class: "attr-row", "data-name": a.name },
+      el("span", { class: "attr-name" }, a.name),
+      el("div", { class: "attr-track" }, el("div", { class: "attr-bar " + (a.value >= 0 ? "up" : "down"), style: `width:${pct}%` })),
+      el("span", { class: "attr-value" }, (a.value >= 0 ? "+" : "") + a.value.toFixed(3)));
+  });
+  const target = e.label ? `'${e.label}'` : "the prediction";
+  return [el("p", { class: "headline", id: "explanation" },
+    `Why ${target}: ${e.base_value.toFixed(3)} on average → ${e.output_value.toFixed(3)} here`), ...rows,
+    el("small", {}, "Green pushes towards the answer, red away from it (SHAP values).")];
+}
+
+async function explain() {
+  $("explain").disabled = true;
+  try {
+    const data = await call("POST", `/v1/models/${encodeURIComponent(state.card.name)}:explain`, { rows: [formRow()], top_k: 12 });
+    const space = String(data.output_space || "").replace("OUTPUT_SPACE_", "").toLowerCase().replace(/_/g, " ");
+    $("result").replaceChildren(...renderExplanation(data.explanations[0]),
+      el("small", {}, `${data.model} version ${data.version}; values in ${space || "model output"} space`));
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("explain").disabled = false;
+  }
+}
+
+async function predict(event) {
+  event.preventDefault();
+  const row = formRow();
   $("predict").disabled = true;
   try {
     const data = await call("POST", `/v1/models/${encodeURIComponent(state.card.name)}:predict`, { rows: [row] });
@@ -125,6 +160,7 @@ async function start() {
   $("key-box").hidden = !config.auth;
   $("model").addEventListener("change", () => pickModel($("model").value).catch(showError));
   $("form").addEventListener("submit", predict);
+  $("explain").addEventListener("click", explain);
   await loadModels();
 }
 

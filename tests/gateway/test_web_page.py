@@ -76,3 +76,15 @@ def test_errors_are_shown(page: Page) -> None:
     page.click("#predict")
     page.wait_for_selector("#error")
     assert "400" in page.inner_text("#error") and "sepal_length" in page.inner_text("#error")
+
+
+def test_explanation_of_a_sentiment(page: Page, tmp_path: Path) -> None:
+    page.select_option("#model", "sentiment")
+    page.wait_for_selector("textarea#input-text")
+    page.fill("#input-text", "A dull, lifeless and painfully boring film.")
+    page.click("#explain")
+    page.wait_for_selector("#explanation")
+    assert page.inner_text("#explanation").startswith("Why 'negative'")
+    names = page.locator(".attr-row").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert "boring" in names or "dull" in names, names
+    page.screenshot(path=str(tmp_path / "explain.png"), full_page=True)
