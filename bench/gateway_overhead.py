@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -27,6 +24,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.explain_latency import measure as latency  # noqa: E402  (one timing loop for every bench)
 from inference_svc.builtin.build import build_models  # noqa: E402
 from tests.gateway.conftest import start_gateway  # noqa: E402
 from tests.harness import ServiceProcess  # noqa: E402
@@ -34,28 +32,6 @@ from tests.inference.rows import predict_request  # noqa: E402
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 V2_BODY = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
-
-
-async def run(call: Callable[[], Awaitable[None]], concurrency: int, total: int) -> tuple[float, float, float]:
-    latencies: list[float] = []
-    remaining = total
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            start = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - start)
-
-    for _ in range(min(20, total)):  # warm up connections and caches
-        await call()
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return len(latencies) / elapsed, statistics.median(latencies) * 1000, p99 * 1000
 
 
 async def measure(inference: str, gateway: str, concurrencies: list[int], total: int) -> list[str]:
@@ -83,7 +59,7 @@ async def measure(inference: str, gateway: str, concurrencies: list[int], total:
         for concurrency in concurrencies:
             for name, call in [("gRPC Predict (direct)", grpc_predict), ("REST /v1 predict (gateway)", rest_predict),
                                ("REST /v2 infer (gateway)", rest_v2_infer)]:
-                rps, p50, p99 = await run(call, concurrency, total if concurrency > 1 else total // 4)
+                p50, p99, rps = await latency(call, total if concurrency > 1 else total // 4, concurrency)
                 rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
                 print(rows[-1], file=sys.stderr, flush=True)
     return rows
