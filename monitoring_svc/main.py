@@ -16,6 +16,7 @@ from monitoring_svc.core import MonitoringCore
 from monitoring_svc.drift import Thresholds
 from monitoring_svc.profiles import ProfileStore
 from monitoring_svc.settings import MonitoringSettings
+from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
 from protoserve_runtime.server import ServerOptions, run_server
@@ -61,7 +62,8 @@ async def serve(settings: MonitoringSettings) -> None:
         await client.aclose()
 
     options = ServerOptions(settings.monitoring_address, settings.max_message_bytes, settings.grace_seconds)
-    await run_server("monitoring", [grpc_api.binding(core)], options, load, close, [MetricsInterceptor()])
+    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
+    await run_server("monitoring", [grpc_api.binding(core)], options, load, close, interceptors)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def parse_window(name: str) -> int:
 @dataclass(frozen=True)
 class MonitoringSettings:
     monitoring_address: str = setting("127.0.0.1:50054", "host:port the monitoring gRPC server listens on")
-    monitoring_metrics_address: str = setting("127.0.0.1:9154", "host:port of the /metrics endpoint; empty turns it off")
+    monitoring_metrics_address: str = setting("127.0.0.1:9300", "host:port of the /metrics endpoint; empty turns it off")
     model_repository: Path = setting(Path("models"), "directory of models/<name>/<version>/")
     redis_url: str = setting("", "Redis URL; empty: REDIS_URL")
     events_stream: str = setting("protoserve:prediction-events", "the Redis Stream of prediction events")

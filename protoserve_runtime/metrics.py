@@ -35,15 +35,17 @@ RPC_SECONDS = Histogram(
 )
 
 
-def serve_metrics(address: str) -> int:
+def serve_metrics(address: str, offset: int = 0) -> int:
     """Serve /metrics over HTTP on host:port (port 0 picks a free one); returns the port.
 
+    Worker processes sharing one gRPC port pass their index as offset: worker i serves on port + i.
     An empty address turns the endpoint off and returns 0.
     """
     if not address:
         return 0
     host, _, port = address.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
+    number = int(port) + offset if int(port) else 0
+    server, _thread = start_http_server(number, addr=host or "0.0.0.0")
     bound = int(server.server_port)
     log.info("metrics endpoint", extra={"address": f"{host}:{bound}", "path": "/metrics"})
     return bound

@@ -11,6 +11,7 @@ from inference_svc.explain.settings import ExplainSettings
 from inference_svc.inputs import InputLimits
 from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
+from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
 from protoserve_runtime.server import ServerOptions, run_server
@@ -39,7 +40,8 @@ async def serve(shared: InferenceSettings, settings: ExplainSettings) -> None:
 
     options = ServerOptions(settings.explain_address, shared.max_message_bytes, shared.grace_seconds)
     serve_metrics(settings.explain_metrics_address)
-    await run_server("explain", [grpc_api.binding(core)], options, load, close, [MetricsInterceptor()])
+    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
+    await run_server("explain", [grpc_api.binding(core)], options, load, close, interceptors)
 
 
 def main() -> None:
