@@ -132,7 +132,8 @@ def main() -> None:
         redis_server = EmbeddedRedis(root / "redis")
         url = redis_server.start()
         base = {"PROTOSERVE_MODEL_REPOSITORY": str(root / "models"), "PROTOSERVE_REDIS_URL": url,
-                "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0", "PROTOSERVE_LOG_LEVEL": "warning"}
+                "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0", "PROTOSERVE_LOG_LEVEL": "warning",
+                "PROTOSERVE_INFERENCE_WORKERS": "1"}  # one process each: its CPU time is the request cost
         services = {
             "on": ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", base, root / "on.log"),
             "off": ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS",

@@ -56,8 +56,9 @@ def start_monitoring(model_repository: Path, log_dir: Path, redis_url: str, **se
 
 
 def start_publishing_inference(model_repository: Path, log_dir: Path, redis_url: str, **settings: str) -> ServiceProcess:
+    # One worker: the tests read the publisher's counters from its one /metrics endpoint.
     return start_inference(
-        model_repository, log_dir, PROTOSERVE_REDIS_URL=redis_url,
+        model_repository, log_dir, PROTOSERVE_REDIS_URL=redis_url, PROTOSERVE_INFERENCE_WORKERS="1",
         PROTOSERVE_INFERENCE_METRICS_ADDRESS=f"127.0.0.1:{free_port()}", **{**FAST, **settings},
     )
 
