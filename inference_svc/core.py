@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from inference_svc.cache import PredictionCache
 from inference_svc.card import ModelCard
 from inference_svc.inputs import InputLimits, rows_to_inputs
 from inference_svc.model import LoadedModel, PredictionBatch
@@ -24,6 +25,7 @@ from inference_svc.repository import ModelRepository, VersionEntry, check_model_
 class PredictResult:
     card: ModelCard
     outputs: PredictionBatch
+    cached: bool = False  # answered from the prediction cache
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,24 @@ class InferenceCore:
         self.repository = repository
         self.limits = limits
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        self.cache: PredictionCache | None = None  # set by the composition root when Redis is configured
 
     def resolve(self, model: str, version: str | None) -> LoadedModel:
         return self.repository.get(model, version or None)
 
-    async def predict_rows(self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]]) -> PredictResult:
+    async def predict_rows(
+        self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]], skip_cache: bool = False
+    ) -> PredictResult:
         loaded = self.resolve(model, version)
         inputs = rows_to_inputs(loaded.card, rows, self.limits)
-        return await self.predict_inputs(loaded, inputs)
+        if self.cache is None:
+            return await self.predict_inputs(loaded, inputs)
+
+        async def predict() -> PredictionBatch:
+            return (await self.predict_inputs(loaded, inputs)).outputs
+
+        outputs, cached = await self.cache.get_or_predict(loaded, inputs, predict, skip_cache)
+        return PredictResult(loaded.card, outputs, cached)
 
     async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictResult:
         """Run a model on inputs that were validated against its card."""

@@ -27,7 +27,8 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
     @translate_errors
     async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         rows = [struct_to_row(row) for row in request.rows]
-        result = await self._core.predict_rows(request.model, request.version or None, rows)
+        result = await self._core.predict_rows(request.model, request.version or None, rows, request.skip_cache)
+        await context.send_initial_metadata((("protoserve-cache", "hit" if result.cached else "miss"),))
         return pb.PredictResponse(
             model=result.card.name, version=result.card.version, predictions=predictions_to_proto(result)
         )

@@ -8,6 +8,7 @@ import logging
 from inference_svc import grpc_api
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
+from inference_svc.jobs.wiring import build_jobs
 from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
 from protoserve_runtime import logging as json_logging
@@ -25,6 +26,7 @@ def build_core(settings: InferenceSettings) -> InferenceCore:
 
 async def serve(settings: InferenceSettings) -> None:
     core = build_core(settings)
+    jobs = build_jobs(core)  # JobService and the prediction cache, both on Redis
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
@@ -33,10 +35,11 @@ async def serve(settings: InferenceSettings) -> None:
             log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
 
     async def close() -> None:
+        await jobs.close()
         core.close()
 
     options = ServerOptions(settings.inference_address, settings.max_message_bytes, settings.grace_seconds)
-    await run_server("inference", [grpc_api.binding(core)], options, load, close)
+    await run_server("inference", [grpc_api.binding(core), jobs.binding], options, load, close)
 
 
 def main() -> None:
