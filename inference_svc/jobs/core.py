@@ -107,7 +107,7 @@ class JobCore:
                 )
             return await self.get(existing_id)
         await self._wait_durable()
-        return await self.get(job_id)
+        return JobRecord.from_hash({k.encode(): str(v).encode() for k, v in fields.items()})  # as accepted
 
     async def _wait_durable(self) -> None:
         """Wait for the AOF fsync where the server can say so (WAITAOF, Redis 7.2+).
