@@ -74,6 +74,9 @@ class Worker:
                 if "NOGROUP" not in str(exc):
                     raise
                 ensure_group(self.client, self.keys)  # the stream was lost (a Redis without AOF)
+            except Exception:  # a bug must not stop the worker; the job stays pending and is retried
+                log.exception("worker loop error")
+                self.stop.wait(1.0)
         log.info("worker stopped", extra={"consumer": self.consumer})
 
     def next_message(self) -> tuple[str, str] | None:
@@ -90,7 +93,7 @@ class Worker:
             )
             entries = read[0][1] if read else []
         else:
-            log.info("reclaimed a job from a silent worker", extra={"message": entries[0][0]})
+            log.info("reclaimed a job from a silent worker", extra={"stream_message": entries[0][0]})
         for message_id, fields in entries:
             msg = message_id.decode()
             if not fields:  # deleted under us: nothing to do but drop it from the pending list

@@ -22,14 +22,18 @@ def jobs_env(redis_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def jobs_service(model_repository: Path, jobs_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+def jobs_service(
+    model_repository: Path, jobs_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
     service = start_service(model_repository, tmp_path_factory.mktemp("jobs-service"), jobs_env)
     yield service
     service.terminate()
 
 
 @pytest.fixture(scope="module")
-def job_workers(model_repository: Path, jobs_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WorkerProcess]]:
+def job_workers(
+    model_repository: Path, jobs_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[WorkerProcess]]:
     log_dir = tmp_path_factory.mktemp("job-workers")
     workers = [WorkerProcess(model_repository, jobs_env, log_dir / f"worker-{i}.log") for i in range(2)]
     yield workers

@@ -56,7 +56,9 @@ def submit_request(model: str, rows: list[dict[str, Any]], how: str, key: str = 
     ("model", "how"),
     [("iris-knn", "csv"), ("sentiment", "jsonl"), ("regression-gp", "rows"), ("risk", "csv")],
 )
-def test_job_results_equal_a_direct_predict(model: str, how: str, model_repository: Path, job_stub, predict_stub, job_workers) -> None:
+def test_job_results_equal_a_direct_predict(
+    model: str, how: str, model_repository: Path, job_stub, predict_stub, job_workers
+) -> None:
     rows = sample_rows(model_repository, model, ROWS)
     job = job_stub.SubmitJob(submit_request(model, rows, how), timeout=60).job
     assert job.state == pb.JOB_STATE_QUEUED and job.rows_total == ROWS and job.version == "1"
@@ -121,7 +123,8 @@ IRIS_HEADER = "sepal_length,sepal_width,petal_length,petal_width\n"
         ({"model": "iris-knn", "payload": b"x" * ((4 << 20) + 1), "payload_format": 1},
          grpc.StatusCode.INVALID_ARGUMENT, "over the limit of 4194304 bytes"),
         ({"model": "iris-knn"}, grpc.StatusCode.INVALID_ARGUMENT, "rows: at least one row is needed"),
-        ({"model": "iris-knn", "rows": [{"sepal_length": 1.0}]}, grpc.StatusCode.INVALID_ARGUMENT, "rows[0].sepal_width: missing"),
+        ({"model": "iris-knn", "rows": [{"sepal_length": 1.0}]},
+         grpc.StatusCode.INVALID_ARGUMENT, "rows[0].sepal_width: missing"),
     ],
     ids=["unknown-model", "csv-not-a-number", "csv-short-line", "csv-bad-header", "jsonl-bad-json",
          "no-format", "too-many-rows", "payload-too-big", "no-rows", "missing-feature"],
