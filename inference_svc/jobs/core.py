@@ -7,13 +7,14 @@ worker takes can only fail for reasons of the worker; the validated array is que
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 import redis.asyncio
@@ -49,6 +50,24 @@ class ResultPage:
     next_page: int | None
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _redis_unavailable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Redis that cannot be reached (after the client's retries) is UNAVAILABLE, not a bug."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("Redis unreachable", extra={"error": repr(exc)})
+            raise Unavailable("the job store (Redis) cannot be reached; retry later") from exc
+
+    return wrapper
+
+
 def _check_job_id(job_id: str) -> str:
     if not job_id:
         raise InvalidArgument.for_field("job_id", "is required")
@@ -74,6 +93,7 @@ class JobCore:
             raise Unavailable("jobs need Redis: set PROTOSERVE_REDIS_URL (protoserve up does)")
         return self._client
 
+    @_redis_unavailable
     async def submit(self, submission: Submission) -> JobRecord:
         key = submission.idempotency_key
         if len(key) > MAX_IDEMPOTENCY_KEY or any(c.isspace() for c in key):
@@ -122,12 +142,14 @@ class JobCore:
         if self._waitaof:
             await self.client.execute_command("WAITAOF", 1, 0, 2000)
 
+    @_redis_unavailable
     async def get(self, job_id: str) -> JobRecord:
         data: Any = await self.client.hgetall(self.keys.record(_check_job_id(job_id)))  # type: ignore[misc]
         if not data:
             raise NotFound(f"job {job_id!r} not found (finished jobs are kept {self.settings.job_ttl_seconds} s)")
         return JobRecord.from_hash(data)
 
+    @_redis_unavailable
     async def results(self, record: JobRecord, page: int) -> ResultPage:
         if record.state != "SUCCEEDED" or record.pages == 0:
             return ResultPage(0, None, None)
@@ -140,6 +162,7 @@ class JobCore:
         next_page = page + 1 if page + 1 < record.pages else None
         return ResultPage(page * record.page_size, PredictResult(card, decode_batch(blob)), next_page)
 
+    @_redis_unavailable
     async def list(self, page_size: int, offset: int) -> tuple[list[JobRecord], int | None]:
         page_size = min(page_size or 50, 1000)
         ids: Any = await self.client.zrevrange(self.keys.index, offset, offset + page_size - 1)
@@ -159,6 +182,7 @@ class JobCore:
         more = len(ids) == page_size
         return records, (offset + page_size - len(expired)) if more else None
 
+    @_redis_unavailable
     async def cancel(self, job_id: str) -> JobRecord:
         outcome = await self.client.eval(  # type: ignore[misc]
             scripts.CANCEL, 5,
