@@ -30,6 +30,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "inference", "inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", "127.0.0.1:50051",
         hint="grpcurl -plaintext {address} list",
     ),
+    ServiceSpec(
+        "explain", "inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", "127.0.0.1:50053",
+        hint=("grpcurl -plaintext -d '{{\"model\": \"sentiment\", \"rows\": [{{\"text\": \"a terrible film\"}}]}}' "
+              "{address} protoserve.explain.v1.ExplainService/Explain"),
+    ),
 )
 
 

@@ -37,6 +37,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         **os.environ,
         "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
         "PROTOSERVE_INFERENCE_ADDRESS": address,
+        "PROTOSERVE_EXPLAIN_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
     }
     env.pop("REDIS_URL", None)
@@ -45,6 +46,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
     try:
         printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
         assert f"inference    grpc://{address}" in printed
+        assert f"explain      grpc://{env['PROTOSERVE_EXPLAIN_ADDRESS']}" in printed
         redis_url = next(w for w in printed.split() if w.startswith("redis://"))
         assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}
 

@@ -1,0 +1,50 @@
+"""Composition root of the explain service: settings -> repository -> explain core -> gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from inference_svc.explain import grpc_api
+from inference_svc.explain.core import ExplainCore
+from inference_svc.explain.settings import ExplainSettings
+from inference_svc.inputs import InputLimits
+from inference_svc.repository import ModelRepository
+from inference_svc.settings import InferenceSettings
+from protoserve_runtime import logging as json_logging
+from protoserve_runtime.server import ServerOptions, run_server
+from protoserve_runtime.settings import from_env
+
+log = logging.getLogger(__name__)
+
+
+def build_core(shared: InferenceSettings, settings: ExplainSettings) -> ExplainCore:
+    repository = ModelRepository(shared.model_repository, shared.trusted_types)
+    limits = InputLimits(max_rows=shared.max_rows, max_text_length=shared.max_text_length)
+    return ExplainCore(repository, limits, settings)
+
+
+async def serve(shared: InferenceSettings, settings: ExplainSettings) -> None:
+    core = build_core(shared, settings)
+
+    async def load() -> None:
+        await asyncio.to_thread(core.repository.load_all)
+        if not core.repository.names():
+            log.warning("no models found", extra={"model_repository": str(shared.model_repository)})
+        await asyncio.to_thread(core.warm)
+
+    async def close() -> None:
+        core.close()
+
+    options = ServerOptions(settings.explain_address, shared.max_message_bytes, shared.grace_seconds)
+    await run_server("explain", [grpc_api.binding(core)], options, load, close)
+
+
+def main() -> None:
+    shared, settings = from_env(InferenceSettings), from_env(ExplainSettings)
+    json_logging.configure("explain", shared.log_level)
+    asyncio.run(serve(shared, settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Which explainer a model gets, by what the model is: the exact one where its type allows,
+the model-agnostic permutation explainer otherwise."""
+
+from __future__ import annotations
+
+from inference_svc.explain.attributions import Method
+from inference_svc.explain.settings import ExplainSettings
+from inference_svc.explain.tabular import (
+    TREE_MODELS,
+    LinearMethod,
+    PermutationMethod,
+    TreeMethod,
+    linear_parts,
+    reference_background,
+)
+from inference_svc.explain.text import TextLinearMethod
+from inference_svc.model import LoadedModel
+
+
+def build_method(model: LoadedModel, settings: ExplainSettings) -> Method:
+    """Tree models: exact TreeSHAP. Linear models (text or tabular): linear SHAP. Others:
+    permutation SHAP with the card's reference sample as background. Text models must be linear."""
+    if model.card.is_text:
+        return TextLinearMethod(model)
+    if isinstance(model.estimator, TREE_MODELS):
+        return TreeMethod(model)
+    background = reference_background(model.card, settings.explain_background_rows)
+    if linear_parts(model.estimator) is not None:
+        return LinearMethod(model, background)
+    return PermutationMethod(model, background, settings.explain_permutations)

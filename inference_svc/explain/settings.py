@@ -1,0 +1,29 @@
+"""Settings of the explainability service that the inference service does not have.
+
+The repository, trusted types, input limits, message size, grace and log level are read from the
+same ``PROTOSERVE_*`` variables as the inference service (InferenceSettings), so both processes
+load the same models the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protoserve_runtime.settings import SettingsError, setting
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    explain_address: str = setting("127.0.0.1:50053", "host:port the explain gRPC server listens on")
+    explain_max_cost: int = setting(
+        1_000_000, "most rows x features x samples one Explain request may cost; more is refused"
+    )
+    explain_background_rows: int = setting(
+        100, "rows of the card's reference sample the sampling explainer uses as background"
+    )
+    explain_permutations: int = setting(10, "feature permutations the sampling explainer tries per row")
+
+    def validate(self) -> None:
+        for name in ("explain_max_cost", "explain_background_rows", "explain_permutations"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"PROTOSERVE_{name.upper()} must be at least 1")
