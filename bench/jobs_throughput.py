@@ -13,8 +13,6 @@ the worker figures are the drain rate of four queued 100,000-row jobs (first sta
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import tempfile
 import time
@@ -31,17 +29,9 @@ from inference_svc.builtin.build import build_models  # noqa: E402
 from inference_svc.inputs import InputLimits, rows_to_inputs  # noqa: E402
 from inference_svc.repository import ModelRepository  # noqa: E402
 from protoserve_runtime.redis_server import EmbeddedRedis  # noqa: E402
-from tests.jobs.harness import WorkerProcess, redis_env, sample_rows, start_service, wait_final  # noqa: E402
+from tests.jobs.harness import WorkerProcess, csv_payload, redis_env, sample_rows, start_service, wait_final  # noqa: E402
 
 JOBS = 4
-
-
-def csv_payload(rows: list[dict]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()
 
 
 def in_process_rate(repository: Path, rows: list[dict], repeat: int) -> float:

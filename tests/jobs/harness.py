@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import subprocess
@@ -79,6 +81,14 @@ def sample_rows(model_repository: Path, model: str, count: int) -> list[dict[str
             row[feature.name] = value if feature.type == "string" else float(value) * (1 + (i // size) * 1e-3)
         rows.append(row)
     return rows
+
+
+def csv_payload(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
 
 
 def structs(rows: list[dict[str, Any]]) -> list[struct_pb2.Struct]:

@@ -21,8 +21,18 @@ from protoserve.jobs.v1 import job_service_pb2_grpc as pb_grpc
 from inference_svc.jobs.record import JobKeys
 from protoserve_runtime.redis_server import EmbeddedRedis, free_port
 from tests.harness import ServiceProcess
-from tests.jobs.harness import WorkerProcess, all_results, channel, redis_env, sample_rows, start_service, structs, wait_final
-from tests.jobs.test_jobs import assert_same_predictions, csv_payload
+from tests.jobs.harness import (
+    WorkerProcess,
+    all_results,
+    channel,
+    csv_payload,
+    redis_env,
+    sample_rows,
+    start_service,
+    structs,
+    wait_final,
+)
+from tests.jobs.test_jobs import assert_same_predictions
 
 
 class System:

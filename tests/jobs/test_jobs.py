@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ import pytest
 from protoserve.inference.v1 import inference_service_pb2 as inference_pb
 from protoserve.jobs.v1 import job_service_pb2 as pb
 
-from tests.jobs.harness import all_results, sample_rows, structs, wait_final
+from tests.jobs.harness import all_results, csv_payload, sample_rows, structs, wait_final
 
 ROWS = 10_000
 
@@ -30,14 +28,6 @@ def assert_same_predictions(got: list[Any], expected: list[Any]) -> None:
         else:
             assert mine.regression.value == pytest.approx(direct.regression.value, rel=1e-9)
             assert mine.regression.variance == pytest.approx(direct.regression.variance, rel=1e-6, abs=1e-9)
-
-
-def csv_payload(rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()
 
 
 def submit_request(model: str, rows: list[dict[str, Any]], how: str, key: str = "") -> pb.SubmitJobRequest:
