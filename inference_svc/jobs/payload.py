@@ -64,6 +64,32 @@ def csv_rows(card: ModelCard, payload: bytes, limits: InputLimits) -> list[dict[
     return rows
 
 
+def numeric_csv_fast(card: ModelCard, payload: bytes, limits: InputLimits) -> np.ndarray | None:
+    """A well-formed numeric CSV in one vectorised step; None sends anything else to the checked path.
+
+    The checked path (csv_rows, then rows_to_inputs) finds the same rows valid and names the line
+    of any problem; this one only makes the common case of a large clean file fast.
+    """
+    if card.is_text:
+        return None
+    try:
+        reader = csv.reader(io.StringIO(payload.decode("utf-8-sig"), newline=""), strict=True)
+        header = [name.strip() for name in next(reader)]
+        records = [record for record in reader if record]
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    names = card.feature_names
+    if sorted(header) != sorted(names) or not records or len(records) > limits.max_rows:
+        return None
+    try:
+        matrix = np.array(records, dtype=np.float64)
+    except ValueError:  # a ragged row or a cell that is not a number
+        return None
+    if matrix.ndim != 2 or matrix.shape[1] != len(names) or not np.isfinite(matrix).all():
+        return None
+    return np.ascontiguousarray(matrix[:, [header.index(name) for name in names]])
+
+
 def _cell(value: str, kind: str, name: str, line: int) -> Any:
     if kind == "string":
         return value
@@ -111,7 +137,13 @@ def job_inputs(
             )
         if payload_format is None:
             raise InvalidArgument.for_field("payload_format", "name the payload's format: CSV or JSON lines")
-        rows = csv_rows(card, payload, limits) if payload_format == "csv" else json_lines_rows(payload, limits)
+        if payload_format == "csv":
+            fast = numeric_csv_fast(card, payload, limits)
+            if fast is not None:
+                return fast
+            rows = csv_rows(card, payload, limits)
+        else:
+            rows = json_lines_rows(payload, limits)
     return rows_to_inputs(card, rows, limits)
 
 
