@@ -7,6 +7,7 @@ event loop. Adapters (gRPC, Open Inference Protocol) only convert messages to an
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,11 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from inference_svc.batching import BatchSettings, ModelBatcher
 from inference_svc.cache import PredictionCache
 from inference_svc.card import ModelCard
 from inference_svc.inputs import InputLimits, rows_to_inputs
 from inference_svc.model import LoadedModel, PredictionBatch
 from inference_svc.repository import ModelRepository, VersionEntry, check_model_name
+from inference_svc.repository_sync import Operation, RepositorySync
+from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
+from protoserve_runtime.errors import ProtoserveError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,12 @@ class PredictResult:
     card: ModelCard
     outputs: PredictionBatch
     cached: bool = False  # answered from the prediction cache
+
+
+@dataclass(frozen=True)
+class TensorResult:
+    card: ModelCard
+    outputs: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -37,34 +50,77 @@ class ModelStatus:
 
 
 class InferenceCore:
-    def __init__(self, repository: ModelRepository, limits: InputLimits, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        limits: InputLimits,
+        executor: Executor | None = None,
+        batching: BatchSettings | None = None,
+        sync: RepositorySync | None = None,
+    ) -> None:
         self.repository = repository
+        self.sync = sync  # shares loads and unloads with sibling worker processes
         self.limits = limits
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         self.cache: PredictionCache | None = None  # set by the composition root when Redis is configured
+        self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
+        self._batchers: dict[tuple[str, str], ModelBatcher] = {}
 
     def resolve(self, model: str, version: str | None) -> LoadedModel:
         return self.repository.get(model, version or None)
 
     async def predict_rows(
-        self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]], skip_cache: bool = False
+        self,
+        model: str,
+        version: str | None,
+        rows: Sequence[Mapping[str, Any]],
+        deadline: float | None = None,
+        skip_cache: bool = False,
     ) -> PredictResult:
         loaded = self.resolve(model, version)
         inputs = rows_to_inputs(loaded.card, rows, self.limits)
         if self.cache is None:
-            return await self.predict_inputs(loaded, inputs)
+            return await self.predict_inputs(loaded, inputs, deadline)
 
         async def predict() -> PredictionBatch:
-            return (await self.predict_inputs(loaded, inputs)).outputs
+            return (await self.predict_inputs(loaded, inputs, deadline)).outputs
 
         outputs, cached = await self.cache.get_or_predict(loaded, inputs, predict, skip_cache)
         return PredictResult(loaded.card, outputs, cached)
 
-    async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictResult:
-        """Run a model on inputs that were validated against its card."""
-        loop = asyncio.get_running_loop()
-        outputs = await loop.run_in_executor(self._executor, loaded.predict, inputs)
+    async def predict_tensors(
+        self,
+        model: str,
+        version: str | None,
+        tensors: Sequence[NamedTensor],
+        requested: Sequence[str] = (),
+        deadline: float | None = None,
+    ) -> TensorResult:
+        """Predict from named tensors (the Open Inference Protocol's form), checked against the card;
+        the requested outputs (all when none are named) come back as named arrays, in order."""
+        loaded = self.resolve(model, version)
+        names = check_requested(loaded.card, requested)
+        inputs = tensors_to_inputs(loaded.card, tensors, self.limits)
+        result = await self.predict_inputs(loaded, inputs, deadline)
+        arrays = outputs_to_arrays(loaded.card, result.outputs)
+        return TensorResult(loaded.card, {name: arrays[name] for name in names})
+
+    async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray, deadline: float | None = None) -> PredictResult:
+        """Run a model on inputs that were validated against its card, batched with other callers'
+        (deadline: time.monotonic() after which the request is dropped unrun)."""
+        outputs = await self._batcher(loaded).submit(inputs, deadline)
         return PredictResult(loaded.card, outputs)
+
+    def _batcher(self, loaded: LoadedModel) -> ModelBatcher:
+        key = (loaded.name, loaded.version)
+        batcher = self._batchers.get(key)
+        if batcher is None or batcher.model is not loaded:  # first call, or the version was reloaded
+            batcher = self._batchers[key] = ModelBatcher(loaded, self._run, self._batching)
+        return batcher
+
+    async def _run(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictionBatch:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, loaded.predict, inputs)
 
     def list_models(self) -> list[ModelStatus]:
         return [self.model_status(name) for name in self.repository.names()]
@@ -76,6 +132,38 @@ class InferenceCore:
         cards = [v.card for v in versions if v.card is not None]
         card = next((v.card for v in versions if v.version == default), cards[-1] if cards else None)
         return ModelStatus(name, card, default, versions)
+
+    async def load_model(self, name: str) -> None:
+        await asyncio.to_thread(self.repository.load_model, name)
+        self._share(name, "load")
+
+    def unload_model(self, name: str) -> None:
+        self._unload(name)
+        self._share(name, "unload")
+
+    def _unload(self, name: str) -> None:
+        self.repository.unload_model(name)
+        for key in [k for k in self._batchers if k[0] == name]:  # let the estimators be freed
+            del self._batchers[key]
+
+    def _share(self, name: str, operation: Operation) -> None:
+        if self.sync is not None:
+            self.sync.mark_applied(self.sync.publish(name, operation))
+
+    async def apply_shared_changes(self, at_start: bool = False) -> None:
+        """Carry out the loads and unloads other workers took (at start, only the unloads: the
+        repository was just read from disk)."""
+        if self.sync is None or not (at_start or self.sync.changed()):
+            return
+        for change in self.sync.pending():
+            try:
+                if change.operation == "unload":
+                    self._unload(change.model)
+                elif not at_start:
+                    await asyncio.to_thread(self.repository.load_model, change.model)
+            except ProtoserveError as exc:  # e.g. the model left the disk since
+                log.warning("shared model change not applied", extra={"model": change.model, "reason": exc.message})
+            self.sync.mark_applied(change)
 
     def describe(self, model: str, version: str | None) -> tuple[ModelCard, list[VersionEntry]]:
         loaded = self.resolve(model, version)

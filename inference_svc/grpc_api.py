@@ -6,6 +6,7 @@ import grpc
 from protoserve.inference.v1 import inference_service_pb2 as pb
 from protoserve.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
+from inference_svc.batching import deadline_after
 from inference_svc.converters import (
     card_to_proto,
     predictions_to_proto,
@@ -27,7 +28,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
     @translate_errors
     async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         rows = [struct_to_row(row) for row in request.rows]
-        result = await self._core.predict_rows(request.model, request.version or None, rows, request.skip_cache)
+        deadline = deadline_after(context.time_remaining())
+        result = await self._core.predict_rows(
+            request.model, request.version or None, rows, deadline, skip_cache=request.skip_cache
+        )
         await context.send_initial_metadata((("protoserve-cache", "hit" if result.cached else "miss"),))
         return pb.PredictResponse(
             model=result.card.name, version=result.card.version, predictions=predictions_to_proto(result)

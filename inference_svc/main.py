@@ -2,50 +2,99 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib
 import logging
 
-from inference_svc import grpc_api
+from inference_svc import grpc_api, v2_api
+from inference_svc.batching import BatchSettings
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.jobs.wiring import build_jobs
 from inference_svc.repository import ModelRepository
+from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
+from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
+from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
-from protoserve_runtime.server import ServerOptions, run_server
+from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 
 log = logging.getLogger(__name__)
 
+READY_POLL_SECONDS = 0.1
 
-def build_core(settings: InferenceSettings) -> InferenceCore:
+
+def build_core(settings: InferenceSettings, sync: RepositorySync | None = None) -> InferenceCore:
     repository = ModelRepository(settings.model_repository, settings.trusted_types)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
-    return InferenceCore(repository, limits)
+    batching = BatchSettings(settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size)
+    return InferenceCore(repository, limits, batching=batching, sync=sync)
 
 
-async def serve(settings: InferenceSettings) -> None:
-    core = build_core(settings)
+async def serve(
+    settings: InferenceSettings, board: ReadyBoard | None = None, index: int = 0, sync: RepositorySync | None = None
+) -> None:
+    """Run one worker; with a shared board it reports SERVING only while every worker is ready,
+    and with a shared sync it carries out the model loads and unloads its siblings were asked for."""
+    board = board or ReadyBoard(1)
+    core = build_core(settings, sync)
     jobs = build_jobs(core)  # JobService and the prediction cache, both on Redis
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
-        loaded = core.repository.names()
-        if not loaded:
+        if not core.repository.names():
             log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
+        await core.apply_shared_changes(at_start=True)
+        board.set(index, True)
+        while not board.all_ready():
+            await asyncio.sleep(READY_POLL_SECONDS)
+
+    async def follow_siblings(server: GrpcServer) -> None:
+        serving = True
+        while True:
+            await asyncio.sleep(READY_POLL_SECONDS)
+            await core.apply_shared_changes()
+            if board.all_ready() != serving:
+                serving = not serving
+                await server.set_serving(serving)
 
     async def close() -> None:
+        board.set(index, False)
         await jobs.close()
         core.close()
 
-    options = ServerOptions(settings.inference_address, settings.max_message_bytes, settings.grace_seconds)
-    await run_server("inference", [grpc_api.binding(core), jobs.binding], options, load, close)
+    options = ServerOptions(
+        settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
+    )
+    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready), jobs.binding]
+    interceptors = auth.interceptors(from_env(auth.AuthSettings))
+    await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
+
+
+def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, sync: RepositorySync) -> None:
+    """Entry point of one worker process."""
+    json_logging.configure("inference", settings.log_level)
+    asyncio.run(serve(settings, board, index, sync))
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="inference_svc.main", description="the inference service")
+    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default: one per CPU)")
+    args, _ = parser.parse_known_args()  # `protoserve serve inference` runs this with its own argv
     settings = from_env(InferenceSettings)
+    if args.workers is not None:
+        settings = from_env(InferenceSettings, inference_workers=args.workers)
     json_logging.configure("inference", settings.log_level)
-    asyncio.run(serve(settings))
+    workers = worker_count(settings.inference_workers)
+    if workers == 1:
+        asyncio.run(serve(settings))
+        return
+    check_address(settings.inference_address, workers)
+    # Import by module name so spawned workers find the target even when this file runs as __main__.
+    target = importlib.import_module("inference_svc.main").worker_main
+    raise SystemExit(supervise(settings, workers, target))
 
 
 if __name__ == "__main__":

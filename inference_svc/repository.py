@@ -129,6 +129,26 @@ class ModelRepository:
         log.info("model version loaded", extra={"model": name, "version": version})
         return entry
 
+    def load_model(self, name: str) -> list[VersionEntry]:
+        """(Re)load every version of name found on disk; versions gone from disk are dropped."""
+        found = self.discover().get(check_model_name(name))
+        if not found:
+            raise NotFound(f"model {name!r} is not in the repository")
+        entries = [self.load(name, version) for version in found]
+        with self._lock:
+            self._models[name] = {e.version: e for e in entries}
+        return entries
+
+    def unload_model(self, name: str) -> None:
+        """Free every version of name; it answers UNAVAILABLE until loaded again."""
+        with self._lock:
+            entries = self._models.get(check_model_name(name))
+            if entries is None:
+                raise NotFound(f"model {name!r} not found")
+            for entry in entries.values():
+                entry.model, entry.state, entry.reason = None, VersionState.UNLOADED, "unloaded on request"
+        log.info("model unloaded", extra={"model": name})
+
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._models)

@@ -18,11 +18,23 @@ class InferenceSettings:
     max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
     grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
     log_level: str = setting("info", "debug, info, warning or error")
+    inference_workers: int = setting(0, "worker processes sharing the inference port; 0 = one per CPU")
+    max_batch_size: int = setting(64, "most rows stacked into one model call by the dynamic batcher (1 = no stacking)")
+    max_queue_delay_ms: float = setting(0.0, "how long an idle model waits for more requests to stack; 0 = run at once")
+    max_queue_size: int = setting(256, "requests that may wait per model version; more get RESOURCE_EXHAUSTED")
 
     def validate(self) -> None:
         if self.max_rows < 1:
             raise SettingsError("PROTOSERVE_MAX_ROWS must be at least 1")
         if self.max_text_length < 1:
             raise SettingsError("PROTOSERVE_MAX_TEXT_LENGTH must be at least 1")
+        if self.inference_workers < 0:
+            raise SettingsError("PROTOSERVE_INFERENCE_WORKERS must be 0 (one per CPU) or more")
+        if self.max_batch_size < 1:
+            raise SettingsError("PROTOSERVE_MAX_BATCH_SIZE must be at least 1")
+        if self.max_queue_delay_ms < 0:
+            raise SettingsError("PROTOSERVE_MAX_QUEUE_DELAY_MS must not be negative")
+        if self.max_queue_size < 1:
+            raise SettingsError("PROTOSERVE_MAX_QUEUE_SIZE must be at least 1")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise SettingsError("PROTOSERVE_MAX_MESSAGE_BYTES must be at least 4 MiB")

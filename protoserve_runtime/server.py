@@ -102,8 +102,10 @@ async def run_server(
     load: Callable[[], Coroutine[Any, Any, None]],
     close: Callable[[], Awaitable[None]] | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    monitor: Callable[[GrpcServer], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and stop."""
+    """Serve until SIGTERM or SIGINT, then drain and stop. ``monitor``, when given, runs from
+    readiness until the stop signal (e.g. to follow sibling workers' readiness in health)."""
     server = GrpcServer(services, options, interceptors)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -118,7 +120,10 @@ async def run_server(
         loader.result()  # a load that fails stops the process with its error
         await server.set_serving(True)
         log.info(f"{service} ready", extra={"port": port, "health": "SERVING"})
+        watcher = asyncio.create_task(monitor(server)) if monitor else None
         await stopper
+        if watcher is not None:
+            watcher.cancel()
     else:
         loader.cancel()
     log.info("stopping: health NOT_SERVING, draining in-flight calls",

@@ -1,0 +1,180 @@
+"""The Open Inference Protocol tensor codec: wire tensors <-> numpy arrays.
+
+Inputs come either typed (``contents``) or raw (``raw_input_contents``: little-endian bytes,
+BYTES elements each prefixed by a 4-byte little-endian length). Raw numeric inputs are decoded
+with ``np.frombuffer`` (no copy). Every problem is an InvalidArgument naming the tensor.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from inference import grpc_predict_v2_pb2 as v2
+
+from inference_svc.tensor_inputs import tensor_error
+from protoserve_runtime.errors import InvalidArgument
+
+InputTensor = v2.ModelInferRequest.InferInputTensor
+
+# Wire datatype -> numpy dtype (explicitly little-endian, as the protocol says for raw bytes).
+NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "BYTES": np.dtype(object),
+}
+
+# The typed ``contents`` field that carries each datatype (FP16 travels raw only).
+CONTENTS_FIELDS = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+_LENGTH = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class DecodedInput:
+    name: str
+    datatype: str
+    array: np.ndarray  # shaped as the request says; BYTES as an object array of bytes
+
+
+def element_count(shape: list[int]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[DecodedInput], bool]:
+    """All input tensors of a request as arrays, and whether they came raw."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidArgument.for_field(
+            "raw_input_contents",
+            f"{len(raw)} raw contents for {len(request.inputs)} inputs; give one per input, in order",
+        )
+    if not request.inputs:
+        raise InvalidArgument.for_field("inputs", "at least one input tensor is needed")
+    decoded = []
+    seen: set[str] = set()
+    for i, tensor in enumerate(request.inputs):
+        if tensor.name in seen:
+            raise tensor_error(i, tensor.name, "name", "appears more than once")
+        seen.add(tensor.name)
+        decoded.append(decode_input(i, tensor, raw[i] if raw else None))
+    return decoded, bool(raw)
+
+
+def decode_input(index: int, tensor: Any, raw: bytes | None) -> DecodedInput:
+    name, datatype = tensor.name, tensor.datatype
+    dtype = NUMPY_DTYPES.get(datatype)
+    if dtype is None:
+        raise tensor_error(index, name, "datatype", f"unknown datatype {datatype!r}; use one of {', '.join(NUMPY_DTYPES)}")
+    shape = list(tensor.shape)
+    if not shape or any(d < 0 for d in shape):
+        raise tensor_error(index, name, "shape", f"shape {shape} must list one or more dimensions, none negative")
+    count = element_count(shape)
+    if raw is not None:
+        if tensor.HasField("contents"):
+            raise tensor_error(index, name, "contents", "give contents or raw_input_contents, not both")
+        array = _decode_raw(index, name, datatype, dtype, raw, count)
+    else:
+        array = _decode_contents(index, name, datatype, dtype, tensor, count)
+    return DecodedInput(name, datatype, array.reshape(shape))
+
+
+def _decode_raw(index: int, name: str, datatype: str, dtype: np.dtype[Any], raw: bytes, count: int) -> np.ndarray:
+    if datatype == "BYTES":
+        return _split_bytes(index, name, raw, count)
+    expected = count * dtype.itemsize
+    if len(raw) != expected:
+        raise tensor_error(
+            index, name, "raw_input_contents",
+            f"{len(raw)} bytes do not match shape and datatype {datatype} ({expected} bytes expected)",
+        )
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _split_bytes(index: int, name: str, raw: bytes, count: int) -> np.ndarray:
+    out = np.empty(count, dtype=object)
+    offset, size = 0, len(raw)
+    for k in range(count):
+        if offset + 4 > size:
+            raise tensor_error(index, name, "raw_input_contents", f"ends before element {k} of {count}")
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        offset += 4
+        if offset + length > size:
+            raise tensor_error(index, name, "raw_input_contents", f"element {k} claims {length} bytes past the end")
+        out[k] = raw[offset:offset + length]
+        offset += length
+    if offset != size:
+        raise tensor_error(index, name, "raw_input_contents", f"{size - offset} bytes left after {count} elements")
+    return out
+
+
+def _decode_contents(index: int, name: str, datatype: str, dtype: np.dtype[Any], tensor: Any, count: int) -> np.ndarray:
+    field = CONTENTS_FIELDS.get(datatype)
+    if field is None:
+        raise tensor_error(index, name, "contents", f"{datatype} travels only in raw_input_contents")
+    contents = tensor.contents
+    given = [f.name for f, _ in contents.ListFields()]
+    if given and given != [field]:
+        raise tensor_error(index, name, "contents", f"a {datatype} tensor carries its data in {field}, not {', '.join(given)}")
+    values = getattr(contents, field)
+    if len(values) != count:
+        raise tensor_error(index, name, "contents", f"{len(values)} values do not match shape (count {count})")
+    if datatype == "BYTES":
+        out = np.empty(count, dtype=object)
+        out[:] = list(values)
+        return out
+    wide = np.array(list(values))
+    if count == 0:
+        return np.empty(0, dtype=dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if wide.min() < info.min or wide.max() > info.max:
+            raise tensor_error(index, name, "contents", f"a value is out of the range of {datatype}")
+    return wide.astype(dtype)
+
+
+def encode_output(response: Any, name: str, datatype: str, array: np.ndarray, raw: bool) -> None:
+    """Add one output tensor to response, its data in contents or in raw_output_contents."""
+    tensor = response.outputs.add(name=name, datatype=datatype, shape=array.shape)
+    if raw:
+        response.raw_output_contents.append(encode_raw(datatype, array))
+        return
+    getattr(tensor.contents, CONTENTS_FIELDS[datatype]).extend(array.reshape(-1).tolist())
+
+
+def encode_raw(datatype: str, array: np.ndarray) -> bytes:
+    if datatype == "BYTES":
+        parts = []
+        for item in array.reshape(-1):
+            parts.append(_LENGTH.pack(len(item)))
+            parts.append(item)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
