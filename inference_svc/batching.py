@@ -28,6 +28,7 @@ class BatchSettings:
     max_batch_size: int  # rows per model call; a larger single request still runs, alone
     max_queue_delay: float  # seconds an idle model waits for more rows; 0 = run at once
     max_queue_size: int  # requests waiting per model version before ResourceExhausted
+    inline_max_rows: int = 0  # a call of at most this many rows on a fast kernel skips the thread hop
 
 
 def deadline_after(seconds: float | None) -> float | None:
