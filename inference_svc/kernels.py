@@ -89,16 +89,15 @@ class KNeighborsKernel:
         return dist
 
     def _settle_ties(self, inputs: np.ndarray, dist: np.ndarray, order: np.ndarray, proba: np.ndarray) -> None:
-        kth = np.take_along_axis(dist, order[:, self._k - 1, None], axis=1)[:, 0]
-        following = np.take_along_axis(dist, order[:, self._k, None], axis=1)[:, 0]
+        rows = np.arange(dist.shape[0])
+        kth = dist[rows, order[:, self._k - 1]]
         tol = TIE_RTOL * (self._magnitude(inputs) + self._train_scale + kth)
-        spill = np.flatnonzero(following - kth <= tol)  # the k-th neighbour has an equal left out
+        spill = np.flatnonzero(dist[rows, order[:, self._k]] - kth <= tol)  # the k-th has an equal left out
         if not spill.size:
             return
         # Which of the tied points count changes the answer only if they are of different classes.
         tied = np.abs(dist[spill] - kth[spill, None]) <= tol[spill, None]
-        labels = np.broadcast_to(self._labels, tied.shape)
-        mixed = np.where(tied, labels, self._n_classes).min(axis=1) != np.where(tied, labels, -1).max(axis=1)
+        mixed = np.where(tied, self._labels, self._n_classes).min(axis=1) != np.where(tied, self._labels, -1).max(axis=1)
         ambiguous = spill[mixed]
         if ambiguous.size:
             proba[ambiguous] = self._estimator.predict_proba(inputs[ambiguous])
