@@ -54,7 +54,7 @@ class LoadedModel:
         self.estimator = estimator
         # An exact numpy stand-in for the estimator's predict_proba (see kernels.py), when asked for.
         self._kernel: ProbaKernel | None = None
-        self._label_order: np.ndarray | None = None
+        self._label_order: np.ndarray | None = None  # None: the card's order is the estimator's
         if card.task == "classification":
             classes = [str(c) for c in getattr(estimator, "classes_", [])]
             if sorted(classes) != sorted(card.labels):
@@ -63,7 +63,8 @@ class LoadedModel:
                     f"{list(card.labels)}"
                 )
             # Column permutation from the estimator's class order to the card's label order.
-            self._label_order = np.array([classes.index(label) for label in card.labels])
+            order = np.array([classes.index(label) for label in card.labels])
+            self._label_order = None if (order == np.arange(len(order))).all() else order
             if fast_kernel:
                 self._kernel = _checked_kernel(card, estimator)
         final = _final_step(estimator)
@@ -84,10 +85,10 @@ class LoadedModel:
 
     def predict(self, inputs: np.ndarray) -> PredictionBatch:
         if self.card.task == "classification":
-            assert self._label_order is not None
             proba = self._kernel or self.estimator.predict_proba
             probabilities = np.asarray(proba(inputs), dtype=np.float64)
-            probabilities = probabilities[:, self._label_order]
+            if self._label_order is not None:
+                probabilities = probabilities[:, self._label_order]
             return PredictionBatch(
                 probabilities=probabilities, label_indices=probabilities.argmax(axis=1)
             )
