@@ -7,13 +7,18 @@ GENERATED := gen/.generated
 NODE_DEPS := tests/node/node_modules/.installed
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: up test setup gen lint typecheck clean
+.PHONY: up test setup gen lint typecheck clean chromium
 
 up: setup
 	$(BIN)/protoserve up
 
-test: setup $(NODE_DEPS)
+test: setup $(NODE_DEPS) chromium
 	$(BIN)/python -m pytest
+
+# The web page is tested in Debian's chromium (driven by Playwright; no browser is downloaded).
+chromium:
+	@test -x /usr/bin/chromium || { echo "make test needs Debian's chromium for the web page test:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y chromium"; exit 1; }
 
 setup: $(INSTALLED) $(GENERATED)
 
@@ -45,7 +50,7 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 lint: setup
 	$(BIN)/buf lint
 	$(BIN)/ruff check .
-	$(BIN)/mypy protoserve_runtime inference_svc
+	$(BIN)/mypy protoserve_runtime inference_svc gateway
 
 clean:
 	rm -rf $(VENV) gen .protoserve tests/node/node_modules

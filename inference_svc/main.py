@@ -15,6 +15,7 @@ from inference_svc.repository import ModelRepository
 from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
 from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
+from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
@@ -67,7 +68,8 @@ async def serve(
         settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
     )
     bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready)]
-    await run_server("inference", bindings, options, load, close, monitor=follow_siblings)
+    interceptors = auth.interceptors(from_env(auth.AuthSettings))
+    await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
 
 
 def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, sync: RepositorySync) -> None:

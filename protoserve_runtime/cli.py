@@ -46,7 +46,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not redis_url:
         embedded = EmbeddedRedis(data_dir / "redis", port=args.redis_port)
         redis_url = embedded.start()
-    env = {"PROTOSERVE_REDIS_URL": redis_url}
+    env = {"PROTOSERVE_REDIS_URL": redis_url, "PROTOSERVE_DATA_DIR": str(data_dir)}  # api_keys.json lives there
     supervisor = Supervisor()
     stopping = False
 
@@ -66,6 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         for spec in SERVICES:
             hint = f"   try: {spec.hint.format(address=spec.address)}" if spec.hint else ""
             print(f"  {spec.name:<12} {spec.protocol}://{spec.address}{hint}")
+        _print_auth_state()
         print("Press Ctrl-C to stop.\n", flush=True)
         while not stopping:
             exited = supervisor.first_exited()
@@ -83,6 +84,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
         print("stopped.", file=sys.stderr)
+
+
+def _print_auth_state() -> None:
+    from protoserve_runtime.auth import AuthSettings
+    from protoserve_runtime.settings import from_env
+
+    settings = from_env(AuthSettings)
+    if settings.auth:
+        print(f"  auth is ON: API keys from {settings.keys_file} (protoserve keys create NAME --scopes predict)")
+    else:
+        print("\n  !!! AUTH IS OFF: anyone who can reach these ports may call every service.")
+        print("  !!! For anything but local use: PROTOSERVE_AUTH=on and `protoserve keys create`.\n")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -170,6 +183,29 @@ def cmd_redis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from protoserve_runtime import auth, errors
+
+    store = auth.KeyStore(_data_dir(args.data_dir) / "api_keys.json")
+    if args.keys_command == "create":
+        try:
+            key, record = store.create(args.name, args.scopes.split(","))
+        except errors.InvalidArgument as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        print(f"created key {record.id} ({record.name}) with scopes {','.join(record.scopes)}; it is shown only once:")
+        print(key)
+    elif args.keys_command == "list":
+        lines = auth.describe_keys(store.list())
+        print("\n".join(lines) if lines else f"no keys in {store.path}")
+    elif not store.revoke(args.id):
+        print(f"error: no key with id {args.id!r}", file=sys.stderr)
+        return 1
+    else:
+        print(f"revoked {args.id}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     default_address = os.environ.get("PROTOSERVE_INFERENCE_ADDRESS", "127.0.0.1:50051")
     root = argparse.ArgumentParser(prog="protoserve", description="Serve scikit-learn models over gRPC.")
@@ -205,6 +241,17 @@ def parser() -> argparse.ArgumentParser:
     health.add_argument("--address", default=default_address)
     health.add_argument("--service", default="")
     health.set_defaults(func=cmd_health)
+
+    keys = sub.add_parser("keys", help="manage API keys (stored hashed in <data dir>/api_keys.json)")
+    keys.add_argument("--data-dir", help="where api_keys.json is kept (default PROTOSERVE_DATA_DIR or .protoserve)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("name", help="who or what the key is for")
+    create.add_argument("--scopes", default="predict", help="comma-separated: predict, explain, monitor, admin")
+    keys_sub.add_parser("list", help="list keys (ids, names, scopes; never the keys)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id")
+    keys.set_defaults(func=cmd_keys)
 
     redis_cmd = sub.add_parser("redis", help="run the embedded Redis in the foreground")
     redis_cmd.add_argument("--data-dir")

@@ -35,6 +35,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         hint=("grpcurl -plaintext -d '{{\"model\": \"sentiment\", \"rows\": [{{\"text\": \"a terrible film\"}}]}}' "
               "{address} protoserve.explain.v1.ExplainService/Explain"),
     ),
+    ServiceSpec(
+        "gateway", "gateway.main", "PROTOSERVE_GATEWAY_ADDRESS", "127.0.0.1:8080", protocol="http",
+        hint="open http://{address}/ (API docs at /docs)",
+    ),
 )
 
 

@@ -49,10 +49,14 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("exited")
-            if health.check(self.address, timeout=1.0) == "SERVING":
+            if self.ready():
                 return
             time.sleep(0.1)
         raise RuntimeError("timed out")
+
+    def ready(self) -> bool:
+        """Whether the service answers; gRPC health by default, HTTP services override it."""
+        return health.check(self.address, timeout=1.0) == "SERVING"
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

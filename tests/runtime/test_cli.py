@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -37,6 +38,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         **os.environ,
         "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
         "PROTOSERVE_INFERENCE_ADDRESS": address,
+        "PROTOSERVE_GATEWAY_ADDRESS": (gateway := f"127.0.0.1:{free_port()}"),
         "PROTOSERVE_EXPLAIN_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
     }
@@ -46,6 +48,8 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
     try:
         printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
         assert f"inference    grpc://{address}" in printed
+        assert f"gateway      http://{gateway}" in printed and "AUTH IS OFF" in printed
+        assert json.loads(urllib.request.urlopen(f"http://{gateway}/v1/models", timeout=30).read())["models"]
         assert f"explain      grpc://{env['PROTOSERVE_EXPLAIN_ADDRESS']}" in printed
         redis_url = next(w for w in printed.split() if w.startswith("redis://"))
         assert redis.Redis.from_url(redis_url).config_get("appendonly") == {"appendonly": "yes"}

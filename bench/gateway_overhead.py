@@ -1,0 +1,92 @@
+"""Gateway overhead: REST predict through the gateway vs direct gRPC predict, same model, same run.
+
+Starts one inference server and one gateway on loopback, then for each concurrency (1 and 64 by
+default) sends the same one-row iris-knn request as gRPC Predict, REST POST /v1/models/iris-knn:predict
+and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and prints a
+Markdown table (req/s, p50, p99). The load generator is one asyncio process on the same machine,
+so on a small box it competes with the servers for the cores: compare rows of the same run only.
+
+    .venv/bin/python bench/gateway_overhead.py --models models --requests 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import grpc
+from protoserve.inference.v1 import inference_service_pb2_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.explain_latency import measure as latency  # noqa: E402  (one timing loop for every bench)
+from inference_svc.builtin.build import build_models  # noqa: E402
+from tests.gateway.conftest import start_gateway  # noqa: E402
+from tests.harness import ServiceProcess  # noqa: E402
+from tests.inference.rows import predict_request  # noqa: E402
+
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+V2_BODY = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+
+
+async def measure(inference: str, gateway: str, concurrencies: list[int], total: int) -> list[str]:
+    rows = ["| path | concurrency | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+    request = predict_request("iris-knn", [ROW])
+    request.skip_cache = True
+    # aiohttp rather than httpx: its lower per-request cost leaves more of the cores to the servers.
+    async with grpc.aio.insecure_channel(inference) as channel, \
+            aiohttp.ClientSession(gateway, connector=aiohttp.TCPConnector(limit=128)) as http:
+        stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+
+        async def grpc_predict() -> None:
+            await stub.Predict(request, timeout=60)
+
+        async def rest_predict() -> None:
+            async with http.post("/v1/models/iris-knn:predict", json={"rows": [ROW], "skip_cache": True}) as response:
+                response.raise_for_status()
+                await response.read()
+
+        async def rest_v2_infer() -> None:
+            async with http.post("/v2/models/iris-knn/infer", json=V2_BODY) as response:
+                response.raise_for_status()
+                await response.read()
+
+        for concurrency in concurrencies:
+            for name, call in [("gRPC Predict (direct)", grpc_predict), ("REST /v1 predict (gateway)", rest_predict),
+                               ("REST /v2 infer (gateway)", rest_v2_infer)]:
+                p50, p99, rps = await latency(call, total if concurrency > 1 else total // 4, concurrency)
+                rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
+                print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=REPO / "models", help="model repository (built if missing)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per row at concurrency > 1")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--gateway-workers", type=int, default=1, help="gateway worker processes")
+    args = parser.parse_args()
+    build_models(args.models, ["iris-knn"])
+    logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    inference = ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS",
+                               {"PROTOSERVE_MODEL_REPOSITORY": str(args.models), "PROTOSERVE_LOG_LEVEL": "warning"},
+                               logs / "inference.log")
+    inference.start()
+    gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning",
+                            PROTOSERVE_GATEWAY_WORKERS=str(args.gateway_workers))
+    try:
+        rows = asyncio.run(measure(inference.address, gateway.url, args.concurrency, args.requests))
+    finally:
+        gateway.terminate()
+        inference.terminate()
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+// The protoserve web page: pick a model, fill a form built from its card, see the prediction.
+// Plain browser JavaScript against the gateway's own REST routes; nothing is loaded from elsewhere.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { card: null, auth: false };
+
+function headers(json) {
+  const h = json ? { "content-type": "application/json" } : {};
+  const key = $("api-key").value.trim();
+  if (key) h.authorization = "Bearer " + key;
+  return h;
+}
+
+async function call(method, path, body) {
+  const response = await fetch(path, {
+    method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({ message: response.statusText }));
+  if (!response.ok) {
+    const details = (data.details || []).map((d) => `${d.field}: ${d.description}`).join("; ");
+    throw new Error(`${response.status} ${data.code || ""}: ${data.message || data.error}${details && !String(data.message).includes(details) ? " (" + details + ")" : ""}`);
+  }
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function showError(error) {
+  $("result").replaceChildren(el("p", { class: "error", id: "error" }, String(error.message || error)));
+}
+
+async function loadModels() {
+  const { models } = await call("GET", "/v1/models");
+  const select = $("model");
+  select.replaceChildren(...models.map((m) => el("option", { value: m.name }, m.name)));
+  if (models.length) await pickModel(models[0].name);
+}
+
+async function pickModel(name) {
+  const { card } = await call("GET", `/v1/models/${encodeURIComponent(name)}`);
+  state.card = card;
+  $("model-description").textContent = `${card.description} (version ${card.version})`;
+  const fields = card.inputs.map((input) => {
+    const id = "input-" + input.name;
+    const control = input.type === "FEATURE_TYPE_STRING"
+      ? el("textarea", { id, name: input.name, ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
+      : el("input", { id, name: input.name, type: "number", step: "any" });
+    return el("div", { class: "field" }, el("label", { for: id }, input.name), control,
+      el("small", {}, input.description || ""));
+  });
+  $("fields").replaceChildren(...fields);
+  $("result").replaceChildren();
+}
+
+function renderClassification(c) {
+  const rows = c.probabilities.map((p) => {
+    const pct = (100 * p.probability).toFixed(1);
+    return el("div", { class: "bar-row" + (p.label === c.label ? " top" : ""), "data-label": p.label },
+      el("span", { class: "bar-label" }, p.label),
+      el("div", { class: "bar-track" }, el("div", { class: "bar", style: `width:${pct}%` })),
+      el("span", { class: "bar-value" }, pct + "%"));
+  });
+  return [el("p", { class: "headline", id: "headline" }, `${c.label} (${(100 * c.score).toFixed(1)}%)`), ...rows];
+}
+
+function renderRegression(r) {
+  const sd = r.standard_deviation;
+  const lo = r.value - 2 * sd, hi = r.value + 2 * sd;
+  const pad = Math.max(sd, Math.abs(r.value) * 0.05, 1e-9) * 3;
+  const min = lo - pad, max = hi + pad;
+  const x = (v) => 20 + (560 * (v - min)) / (max - min);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 600 70");
+  svg.setAttribute("id", "band");
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+  };
+  add("line", { x1: 20, x2: 580, y1: 40, y2: 40, stroke: "#bcc3d1" });
+  add("rect", { x: x(lo), y: 28, width: Math.max(x(hi) - x(lo), 1), height: 24, fill: "#8aa6cf", opacity: 0.6 });
+  add("line", { x1: x(r.value), x2: x(r.value), y1: 22, y2: 58, stroke: "#2f5d9d", "stroke-width": 3 });
+  add("text", { x: x(lo), y: 68, "text-anchor": "middle" }, lo.toFixed(1));
+  add("text", { x: x(hi), y: 68, "text-anchor": "middle" }, hi.toFixed(1));
+  add("text", { x: x(r.value), y: 16, "text-anchor": "middle" }, r.value.toFixed(1));
+  return [el("p", { class: "headline", id: "headline" }, `mean ${r.value.toFixed(2)} ± ${(2 * sd).toFixed(2)} (2σ)`),
+    svg, el("small", {}, "The band is mean ± 2 standard deviations of the predictive distribution.")];
+}
+
+function formRow() {
+  const row = {};
+  for (const input of state.card.inputs) {
+    const value = $("input-" + input.name).value;
+    // An empty box is sent as null: the service checks every field and names the ones that are wrong.
+    row[input.name] = input.type === "FEATURE_TYPE_STRING" ? value : value === "" ? null : Number(value);
+  }
+  return row;
+}
+
+function renderExplanation(e) {
+  const attrs = e.attributions;
+  const scale = Math.max(...attrs.map((a) => Math.abs(a.value)), 1e-12);
+  const rows = attrs.map((a) => {
+    const pct = (50 * Math.abs(a.value)) / scale;
+    return el("div", { class: "attr-row", "data-name": a.name },
+      el("span", { class: "attr-name" }, a.name),
+      el("div", { class: "attr-track" }, el("div", { class: "attr-bar " + (a.value >= 0 ? "up" : "down"), style: `width:${pct}%` })),
+      el("span", { class: "attr-value" }, (a.value >= 0 ? "+" : "") + a.value.toFixed(3)));
+  });
+  const target = e.label ? `'${e.label}'` : "the prediction";
+  return [el("p", { class: "headline", id: "explanation" },
+    `Why ${target}: ${e.base_value.toFixed(3)} on average → ${e.output_value.toFixed(3)} here`), ...rows,
+    el("small", {}, "Green pushes towards the answer, red away from it (SHAP values).")];
+}
+
+async function explain() {
+  $("explain").disabled = true;
+  try {
+    const data = await call("POST", `/v1/models/${encodeURIComponent(state.card.name)}:explain`, { rows: [formRow()], top_k: 12 });
+    const space = String(data.output_space || "").replace("OUTPUT_SPACE_", "").toLowerCase().replace(/_/g, " ");
+    $("result").replaceChildren(...renderExplanation(data.explanations[0]),
+      el("small", {}, `${data.model} version ${data.version}; values in ${space || "model output"} space`));
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("explain").disabled = false;
+  }
+}
+
+async function predict(event) {
+  event.preventDefault();
+  const row = formRow();
+  $("predict").disabled = true;
+  try {
+    const data = await call("POST", `/v1/models/${encodeURIComponent(state.card.name)}:predict`, { rows: [row] });
+    const p = data.predictions[0];
+    const parts = p.classification ? renderClassification(p.classification) : renderRegression(p.regression);
+    $("result").replaceChildren(...parts, el("small", {}, `${data.model} version ${data.version}`));
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("predict").disabled = false;
+  }
+}
+
+async function start() {
+  $("api-key").value = localStorage.getItem("protoserve-key") || "";
+  $("api-key").addEventListener("change", () => { localStorage.setItem("protoserve-key", $("api-key").value.trim()); loadModels().catch(showError); });
+  const config = await call("GET", "/config.json");
+  $("key-box").hidden = !config.auth;
+  $("model").addEventListener("change", () => pickModel($("model").value).catch(showError));
+  $("form").addEventListener("submit", predict);
+  $("explain").addEventListener("click", explain);
+  await loadModels();
+}
+
+start().catch(showError);

@@ -1,0 +1,78 @@
+"""Gateway fixtures: the gateway as its own process in front of real inference servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from protoserve_runtime.auth import KeyStore
+from tests.conftest import start_inference
+from tests.explain.conftest import explain_address, explain_service, start_explain  # noqa: F401  (fixtures)
+from tests.harness import ServiceProcess
+
+
+class GatewayProcess(ServiceProcess):
+    """The gateway started like `protoserve up` does; ready when GET /healthz answers 200."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__("gateway.main", "PROTOSERVE_GATEWAY_ADDRESS", env, log_path)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+def start_gateway(log_dir: Path, replicas: list[str], **settings: str) -> GatewayProcess:
+    env = {"PROTOSERVE_INFERENCE_REPLICAS": ",".join(replicas), "PROTOSERVE_HEALTH_INTERVAL_SECONDS": "0.2", **settings}
+    gateway = GatewayProcess(env, log_dir / "gateway.log")
+    gateway.start()
+    return gateway
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    inference_address: str, explain_address: str, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+) -> Iterator[GatewayProcess]:
+    """Auth off, CORS for one origin, a small body limit to test 413 with, two workers on one port."""
+    service = start_gateway(
+        tmp_path_factory.mktemp("gateway"), [inference_address],
+        PROTOSERVE_CORS_ORIGINS="http://allowed.example", PROTOSERVE_MAX_BODY_BYTES="65536",
+        PROTOSERVE_GATEWAY_WORKERS="2", PROTOSERVE_EXPLAIN_ADDRESS=explain_address,
+    )
+    yield service
+    service.terminate()
+
+
+@pytest.fixture(scope="session")
+def http(gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        yield client
+
+
+SCOPED = ("predict", "explain", "monitor", "admin")
+
+
+@pytest.fixture(scope="session")
+def auth_system(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """Inference and gateway with PROTOSERVE_AUTH=on sharing one key file; a key per scope."""
+    data_dir = tmp_path_factory.mktemp("auth-data")
+    store = KeyStore(data_dir / "api_keys.json")
+    keys = {scope: store.create(f"{scope}-key", [scope])[0] for scope in SCOPED}
+    settings = {"PROTOSERVE_AUTH": "on", "PROTOSERVE_DATA_DIR": str(data_dir)}
+    logs = tmp_path_factory.mktemp("auth-logs")
+    inference = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", **settings)
+    explain = start_explain(model_repository, logs, **settings)
+    gateway = start_gateway(logs, [inference.address], PROTOSERVE_EXPLAIN_ADDRESS=explain.address, **settings)
+    yield {"keys": keys, "store": store, "inference": inference.address, "explain": explain.address, "gateway": gateway.url}
+    gateway.terminate()
+    explain.terminate()
+    inference.terminate()

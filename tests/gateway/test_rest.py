@@ -1,0 +1,137 @@
+"""REST routes derived from the protos: each answers what the gRPC call answers; bad input is 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import json_format
+from protoserve.inference.v1 import inference_service_pb2 as pb
+from protoserve.inference.v1 import inference_service_pb2_grpc
+
+from gateway.discovery import discover_routes
+from gateway.errors import HTTP_STATUS
+from gateway.settings import EXPLAIN_SERVICE
+from gateway.transcode import to_json
+
+IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+# One REST call per annotated RPC: (path, query, body). A new annotated RPC needs an entry here.
+EXAMPLES: dict[str, list[tuple[str, dict[str, str], dict[str, Any] | None]]] = {
+    "/protoserve.inference.v1.InferenceService/ListModels": [("/v1/models", {}, None)],
+    "/protoserve.inference.v1.InferenceService/GetModel": [
+        ("/v1/models/sentiment", {}, None), ("/v1/models/regression-gp", {"version": "1"}, None),
+    ],
+    "/protoserve.inference.v1.InferenceService/Predict": [
+        ("/v1/models/iris-knn:predict", {}, {"rows": [IRIS_ROW]}),
+        ("/v1/models/sentiment:predict", {}, {"rows": [{"text": "What a wonderful, moving film."}], "skip_cache": True}),
+        ("/v1/models/regression-gp:predict", {}, {"rows": [{"age": 0.02, "bmi": 0.06, "bp": 0.02, "s5": 0.02}]}),
+    ],
+    "/protoserve.explain.v1.ExplainService/Explain": [
+        ("/v1/models/sentiment:explain", {}, {"rows": [{"text": "A dull, lifeless film."}], "top_k": 3}),
+    ],
+}
+
+
+def _grpc_request(route_path: str, route: Any, query: dict[str, str], body: dict[str, Any] | None) -> Any:
+    request = route.request_class()
+    match = route.pattern.match(route_path)
+    fields = dict(zip(route.path_fields, match.groups()))
+    json_format.ParseDict({**(body or {}), **query, **fields}, request)
+    return request
+
+
+def test_every_annotated_rpc_has_an_example() -> None:
+    assert {r.full_method for r in discover_routes()} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("route", discover_routes(), ids=lambda r: f"{r.http_method} {r.template}")
+def test_rest_answers_what_grpc_answers(route: Any, http: httpx.Client, inference_address: str,
+                                        explain_address: str) -> None:
+    address = explain_address if route.service == EXPLAIN_SERVICE else inference_address
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(route.full_method, request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=route.response_class.FromString)
+        for path, query, body in EXAMPLES[route.full_method]:
+            response = http.request(route.http_method, path, params=query, json=body)
+            assert response.status_code == 200, response.text
+            expected = to_json(call(_grpc_request(path, route, query, body), timeout=30))
+            assert response.json() == expected
+
+
+def test_predict_field_names_and_defaults(http: httpx.Client) -> None:
+    body = http.post("/v1/models/regression-gp:predict", json={"rows": [{"age": 0, "bmi": 0, "bp": 0, "s5": 0}]}).json()
+    regression = body["predictions"][0]["regression"]
+    assert set(regression) == {"value", "variance", "standard_deviation"}
+    assert regression["standard_deviation"] > 0
+
+
+def test_grpc_errors_map_to_http_with_field_details(http: httpx.Client) -> None:
+    missing = http.get("/v1/models/no-such-model")
+    assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+    bad = http.post("/v1/models/iris-knn:predict", json={"rows": [{**IRIS_ROW, "petal_width": "wide"}]})
+    assert bad.status_code == 400
+    error = bad.json()
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert {"field": "rows[0].petal_width", "description": "expected a number, got a string"} in error["details"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "words"),
+    [
+        (b'{"rows": [', {"content-type": "application/json"}, 400, "not valid JSON"),
+        (b'\xff\xfe', {"content-type": "application/json"}, 400, "not UTF-8"),
+        (b'[1, 2]', {"content-type": "application/json"}, 400, "must be a JSON object"),
+        (b'{"rows": []}', {"content-type": "text/plain"}, 415, "application/json"),
+        (b'{"rows": [], "colour": "red"}', {"content-type": "application/json"}, 422, "unknown field 'colour'"),
+        (b'{"rows": 5}', {"content-type": "application/json"}, 400, "rows"),
+        (b'{"skip_cache": "maybe"}', {"content-type": "application/json"}, 400, "skip_cache"),
+        (b'{"rows": [{"a": 1}]}' + b" " * 70_000, {"content-type": "application/json"}, 413, "limit"),
+    ],
+)
+def test_client_mistakes_are_4xx_with_a_message(http: httpx.Client, content: bytes, headers: dict[str, str],
+                                                status: int, words: str) -> None:
+    response = http.post("/v1/models/iris-knn:predict", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert words in response.json()["message"]
+
+
+def test_oversize_body_without_content_length_is_413(http: httpx.Client) -> None:
+    def chunks() -> Any:
+        yield b'{"rows": ['
+        for _ in range(100):
+            yield b'{"x": "' + b"a" * 1000 + b'"},'
+        yield b"{}]}"
+
+    response = http.post("/v1/models/iris-knn:predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_routing_errors(http: httpx.Client) -> None:
+    assert http.get("/v1/nothing-here").status_code == 404
+    wrong_method = http.delete("/v1/models")
+    assert wrong_method.status_code == 405 and "GET" in wrong_method.json()["message"]
+    assert http.get("/v1/models", params={"colour": "red"}).status_code == 422
+    assert http.request("GET", "/v1/models/iris-knn", content=b"{}").status_code == 400
+
+
+def test_status_table_covers_every_grpc_code() -> None:
+    assert set(HTTP_STATUS) == set(grpc.StatusCode)
+    assert {HTTP_STATUS[c] for c in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)} \
+        == {401, 403, 429, 503, 504}
+
+
+def test_gateway_health_and_pages_are_served(http: httpx.Client) -> None:
+    assert http.get("/healthz").json()["status"] == "ok"
+    assert "InferenceService_Predict" in http.get("/docs").text
+    page = http.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert http.get("/static/app.js").status_code == 200
+
+
+def test_grpc_stub_still_answers(inference_address: str) -> None:
+    with grpc.insecure_channel(inference_address) as channel:
+        stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+        assert stub.ListModels(pb.ListModelsRequest(), timeout=10).models

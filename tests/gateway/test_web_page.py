@@ -1,0 +1,90 @@
+"""The web page in headless Chromium (Debian's, never a downloaded one): pick, fill, click, read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tests.gateway.conftest import GatewayProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():  # `make test` stops earlier with how to install it; this says it again
+        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, gateway: GatewayProcess) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(gateway.url) else outside.append(request.url))
+    page.goto(gateway.url + "/")
+    page.wait_for_selector("#fields .field")
+    yield page
+    assert outside == [], f"the page reached beyond the gateway: {outside}"
+    context.close()
+
+
+def test_sentiment_text_box_and_probability_bars(page: Page, tmp_path: Path) -> None:
+    page.select_option("#model", "sentiment")
+    page.wait_for_selector("textarea#input-text")
+    page.fill("#input-text", "I love this phone, the screen is gorgeous and the battery lasts for days!")
+    page.click("#predict")
+    page.wait_for_selector("#headline")
+    assert page.inner_text("#headline").startswith("positive")
+    bars = page.locator(".bar-row")
+    assert bars.count() == 3
+    assert sorted(bars.evaluate_all("rows => rows.map(r => r.dataset.label)")) == ["negative", "neutral", "positive"]
+    widths = bars.evaluate_all("rows => rows.map(r => parseFloat(r.querySelector('.bar').style.width))")
+    assert abs(sum(widths) - 100) < 1
+    page.screenshot(path=str(tmp_path / "sentiment.png"), full_page=True)
+    assert (tmp_path / "sentiment.png").stat().st_size > 0
+
+
+def test_regression_mean_with_an_error_band(page: Page, tmp_path: Path) -> None:
+    page.select_option("#model", "regression-gp")
+    page.wait_for_selector("#input-bmi")
+    for name, value in {"age": "0.03", "bmi": "0.06", "bp": "0.02", "s5": "0.03"}.items():
+        page.fill(f"#input-{name}", value)
+    page.click("#predict")
+    page.wait_for_selector("#band")
+    assert page.inner_text("#headline").startswith("mean ")
+    band = page.locator("#band rect")
+    assert float(band.get_attribute("width") or 0) > 1
+    page.screenshot(path=str(tmp_path / "regression.png"), full_page=True)
+
+
+def test_errors_are_shown(page: Page) -> None:
+    page.select_option("#model", "iris-knn")
+    page.wait_for_selector("#input-sepal_length")
+    for name in ("sepal_width", "petal_length", "petal_width"):
+        page.fill(f"#input-{name}", "1.5")  # sepal_length stays empty: the service names it
+    page.click("#predict")
+    page.wait_for_selector("#error")
+    assert "400" in page.inner_text("#error") and "sepal_length" in page.inner_text("#error")
+
+
+def test_explanation_of_a_sentiment(page: Page, tmp_path: Path) -> None:
+    page.select_option("#model", "sentiment")
+    page.wait_for_selector("textarea#input-text")
+    page.fill("#input-text", "A dull, lifeless and painfully boring film.")
+    page.click("#explain")
+    page.wait_for_selector("#explanation")
+    assert page.inner_text("#explanation").startswith("Why 'negative'")
+    names = page.locator(".attr-row").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert "boring" in names or "dull" in names, names
+    page.screenshot(path=str(tmp_path / "explain.png"), full_page=True)
