@@ -28,6 +28,7 @@ class InferenceSettings:
     inline_max_rows: int = setting(
         64, "a model call of at most this many rows on a fast kernel runs on the event loop; 0 = always on a thread"
     )
+    inference_metrics_address: str = setting("127.0.0.1:9100", "host:port of /metrics; worker i serves on port + i; empty: off")
 
     def validate(self) -> None:
         if self.max_rows < 1:

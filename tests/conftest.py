@@ -30,15 +30,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def start_inference(model_repository: Path, log_dir: Path, **settings: str) -> ServiceProcess:
-    env = {"PROTOSERVE_MODEL_REPOSITORY": str(model_repository), **settings}
+    env = {
+        "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
+        "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0",  # a free port: tests run side by side
+        **settings,
+    }
     service = ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", env, log_dir / "inference.log")
     service.start()
     return service
 
 
 @pytest.fixture(scope="session")
-def inference_service(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    service = start_inference(model_repository, tmp_path_factory.mktemp("inference"))
+def inference_service(
+    model_repository: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    # With Redis, as `protoserve up` runs it: JobService answers and Predict is cached.
+    service = start_inference(model_repository, tmp_path_factory.mktemp("inference"), PROTOSERVE_REDIS_URL=redis_url)
     yield service
     service.terminate()
 
