@@ -14,6 +14,10 @@ from protoserve_runtime import health
 from protoserve_runtime.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Services under test serve /metrics on free ports, so that several run side by side.
+FREE_METRICS_PORTS = {
+    f"PROTOSERVE_{name}_METRICS_ADDRESS": "127.0.0.1:0" for name in ("INFERENCE", "EXPLAIN", "MONITORING")
+}
 
 
 class ServiceProcess:
@@ -30,7 +34,7 @@ class ServiceProcess:
     def start(self, timeout: float = 120.0) -> str:
         for _attempt in range(3):  # a port picked free can be taken before the child binds it
             self.address = f"127.0.0.1:{free_port()}"
-            env = {**os.environ, **self.extra_env, self.address_setting: self.address}
+            env = {**os.environ, **FREE_METRICS_PORTS, **self.extra_env, self.address_setting: self.address}
             log = self.log_path.open("ab")
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module], env=env, stdout=log, stderr=log, cwd=REPO_ROOT

@@ -30,7 +30,12 @@ def predict(address: str, rows: list[dict], version: str = "", skip_cache: bool 
         request = predict_request("iris-knn", rows, version)
         request.skip_cache = skip_cache
         response, call = stub.Predict.with_call(request, timeout=10)
-        return response, dict(call.initial_metadata()).get("protoserve-cache", "")
+    # Every answer, cached or not, carries fresh prediction ids; the rest is what the cache holds.
+    ids = [p.prediction_id for p in response.predictions]
+    assert all(ids) and len(set(ids)) == len(ids)
+    for prediction in response.predictions:
+        prediction.ClearField("prediction_id")
+    return response, dict(call.initial_metadata()).get("protoserve-cache", "")
 
 
 def add_version_with_one_neighbour(repository: Path) -> None:
