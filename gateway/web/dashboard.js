@@ -69,12 +69,12 @@ function accuracyRow(w, classifier) {
   const a = w.accuracy;
   const labeled = num(a.labeled_count);
   const label = el("span", { class: "bar-label" }, w.window);
-  if (!labeled) return el("div", { class: "bar-row" }, label, el("span", { class: "muted" }, "no feedback yet"), el("span"));
+  if (!labeled) return el("div", { class: "acc-row" }, label, el("span", { class: "muted" }, "no feedback yet"), el("span"));
   if (!classifier) {
-    return el("div", { class: "bar-row", "data-window": w.window }, label,
+    return el("div", { class: "acc-row", "data-window": w.window }, label,
       el("span", {}, `MAE ${a.mae.toFixed(3)} · RMSE ${a.rmse.toFixed(3)}`), el("span", { class: "bar-value" }, `${labeled} labeled`));
   }
-  return el("div", { class: "bar-row", "data-window": w.window }, label,
+  return el("div", { class: "acc-row", "data-window": w.window }, label,
     el("div", { class: "bar-track" }, el("div", { class: "bar", style: `width:${100 * a.accuracy}%` })),
     el("span", { class: "bar-value accuracy-value" }, `${pct(a.accuracy)} (${labeled})`));
 }
