@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from protoserve_runtime.auth import KeyStore
 from tests.conftest import start_inference
@@ -88,3 +90,19 @@ def auth_system(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
     gateway.terminate()
     explain.terminate()
     inference.terminate()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium (never a downloaded one), driven by Playwright."""
+    if not CHROMIUM.exists():  # `make test` stops earlier with how to install it; this says it again
+        pytest.fail("Debian's chromium is missing: apt-get update && apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        yield browser
+        browser.close()
