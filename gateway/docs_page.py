@@ -41,8 +41,9 @@ def render_docs(spec: dict[str, Any], extra_html: str = "") -> str:
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body:
                 parts.append(f"<p>Body (JSON):</p><pre>{_schema_text(body)}</pre>")
-            ok = op["responses"]["200"]["content"]["application/json"]["schema"]
-            parts.append(f"<p>Answer: <a href='#{escape(ok.get('$ref', '').rsplit('/', 1)[-1])}'>"
+            status, answer = next((code, r) for code, r in op["responses"].items() if code.startswith("2"))
+            ok = answer["content"]["application/json"]["schema"]
+            parts.append(f"<p>Answer ({status}): <a href='#{escape(ok.get('$ref', '').rsplit('/', 1)[-1])}'>"
                          f"{escape(ok.get('$ref', '').rsplit('/', 1)[-1])}</a>; errors: "
                          "<a href='#Error'>Error</a></p></div>")
     parts.append(extra_html)
