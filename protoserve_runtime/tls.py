@@ -75,6 +75,9 @@ def _client_options(settings: TlsSettings, max_message_bytes: int) -> list[tuple
     from protoserve_runtime.server import channel_options  # server.py imports this module
 
     options: list[tuple[str, Any]] = list(channel_options(max_message_bytes))
+    # Round robin over every address a name resolves to (dns:///inference:50051 behind a headless
+    # Service or compose replicas): client-side balancing; one address behaves as before.
+    options.append(("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}'))
     if settings.tls_server_name:
         options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
     return options
