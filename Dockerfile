@@ -28,7 +28,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home protoserve
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/models /app/models
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
+# numba (under shap) caches compiled code: in /tmp, since the root filesystem may be read-only.
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/numba \
     PROTOSERVE_MODEL_REPOSITORY=/app/models PROTOSERVE_DATA_DIR=/app/data
 WORKDIR /app
 USER 10001
