@@ -69,6 +69,7 @@ def test_killing_one_replica_under_load_fails_under_a_thousandth_of_requests(mod
         for thread in threads:
             thread.join(timeout=600)
         assert killed.is_set() and done == REQUESTS
+        print(f"replica killed after {KILL_AFTER} requests: {len(failures)} of {REQUESTS} failed")
         assert len(failures) * 1000 < REQUESTS, failures
     finally:
         gateway.terminate()
