@@ -19,8 +19,9 @@ DEPLOY = REPO_ROOT / "deploy"
 # The settings classes each deployed process reads (a container runs one of them).
 COMMON = ["protoserve_runtime.auth:AuthSettings", "protoserve_runtime.tls:TlsSettings"]
 SERVICE_SETTINGS: dict[str, list[str]] = {
-    "inference": ["inference_svc.settings:InferenceSettings", *COMMON],
+    "inference": ["inference_svc.settings:InferenceSettings", "inference_svc.events:EventSettings", *COMMON],
     "explain": ["inference_svc.settings:InferenceSettings", "inference_svc.explain.settings:ExplainSettings", *COMMON],
+    "monitoring": ["monitoring_svc.settings:MonitoringSettings", *COMMON],
     "gateway": ["gateway.settings:GatewaySettings", *COMMON],
 }
 

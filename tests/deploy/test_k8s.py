@@ -74,7 +74,7 @@ def test_grpc_services_have_native_grpc_probes_services_and_a_headless_service(n
 
 def test_gateway_balances_over_the_headless_services() -> None:
     gateway = env("gateway")
-    for variable in ("PROTOSERVE_INFERENCE_ADDRESS", "PROTOSERVE_EXPLAIN_ADDRESS"):
+    for variable in ("PROTOSERVE_INFERENCE_ADDRESS", "PROTOSERVE_EXPLAIN_ADDRESS", "PROTOSERVE_MONITORING_ADDRESS"):
         value = gateway[variable]
         assert value.startswith("dns:///")
         host = value.removeprefix("dns:///").rpartition(":")[0]
