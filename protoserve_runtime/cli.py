@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from protoserve_runtime.services import REPLICA_SETTINGS, SERVICES, ServiceSpec, by_name, parse_replicas, replica_addresses
+from protoserve_runtime.services import (
+    METRICS_PORT_STRIDE,
+    REPLICA_SETTINGS,
+    SERVICES,
+    ServiceSpec,
+    by_name,
+    parse_replicas,
+    replica_addresses,
+    shift_port,
+)
 
 DEFAULT_DATA_DIR = Path(".protoserve")
 
@@ -36,8 +45,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from protoserve_runtime.settings import from_env
     from protoserve_runtime.supervisor import Supervisor
 
+    inference_settings = from_env(InferenceSettings)
     if not args.skip_build:
-        built = build_models(from_env(InferenceSettings).model_repository)
+        built = build_models(inference_settings.model_repository)
         if built:
             print(f"built models: {', '.join(built)}")
     data_dir = _data_dir(args.data_dir)
@@ -66,7 +76,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             addresses = replica_addresses(spec.address, replicas.get(spec.name, 1))
             for index, address in enumerate(addresses):  # several replicas: each on its own port
                 name = spec.name if len(addresses) == 1 else f"{spec.name}-{index + 1}"
-                supervisor.start(name, [sys.executable, "-m", spec.module], {**env, spec.address_setting: address})
+                own = {spec.address_setting: address}
+                if index and spec.name == "inference" and inference_settings.inference_metrics_address:
+                    own["PROTOSERVE_INFERENCE_METRICS_ADDRESS"] = shift_port(
+                        inference_settings.inference_metrics_address, index * METRICS_PORT_STRIDE)
+                supervisor.start(name, [sys.executable, "-m", spec.module], {**env, **own})
                 wait_ready(spec, 120, address)
             if len(addresses) > 1:  # the gateway balances over them
                 env[REPLICA_SETTINGS[spec.name]] = ",".join(addresses)

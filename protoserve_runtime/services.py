@@ -68,7 +68,15 @@ def parse_replicas(values: list[str]) -> dict[str, int]:
     return counts
 
 
+# A replica's worker processes serve /metrics on port + worker index: replicas keep this many ports apart.
+METRICS_PORT_STRIDE = 10
+
+
+def shift_port(address: str, offset: int) -> str:
+    host, _, port = address.rpartition(":")
+    return f"{host}:{int(port) + offset}"
+
+
 def replica_addresses(address: str, count: int) -> list[str]:
     """count addresses on consecutive ports from address's port (each replica has its own port)."""
-    host, _, port = address.rpartition(":")
-    return [f"{host}:{int(port) + i}" for i in range(count)]
+    return [shift_port(address, i) for i in range(count)]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from protoserve_runtime.cli import parser
-from protoserve_runtime.services import parse_replicas, replica_addresses
+from protoserve_runtime.services import METRICS_PORT_STRIDE, parse_replicas, replica_addresses, shift_port
 from tests.conftest import start_inference
 from tests.gateway.conftest import start_gateway
 from tests.gateway.test_rest import IRIS_ROW
@@ -24,6 +24,7 @@ def test_replicas_take_consecutive_ports_and_bad_counts_are_refused() -> None:
     assert parser().parse_args(["up", "--replicas", "inference=3"]).replicas == ["inference=3"]
     assert parse_replicas(["inference=3"]) == {"inference": 3}
     assert replica_addresses("127.0.0.1:50051", 3) == ["127.0.0.1:50051", "127.0.0.1:50052", "127.0.0.1:50053"]
+    assert shift_port("0.0.0.0:9100", 2 * METRICS_PORT_STRIDE) == "0.0.0.0:9120"  # replica 3's /metrics
     for bad in ("inference", "inference=0", "inference=two", "nosuch=2"):
         with pytest.raises(ValueError, match="NAME=N"):
             parse_replicas([bad])
