@@ -19,9 +19,13 @@ DEPLOY = REPO_ROOT / "deploy"
 # The settings classes each deployed process reads (a container runs one of them).
 COMMON = ["protoserve_runtime.auth:AuthSettings", "protoserve_runtime.tls:TlsSettings"]
 SERVICE_SETTINGS: dict[str, list[str]] = {
-    "inference": ["inference_svc.settings:InferenceSettings", "inference_svc.events:EventSettings", *COMMON],
+    "inference": ["inference_svc.settings:InferenceSettings", "inference_svc.events:EventSettings",
+                  "inference_svc.redis_client:RedisSettings", "inference_svc.jobs.settings:JobSettings", *COMMON],
     "explain": ["inference_svc.settings:InferenceSettings", "inference_svc.explain.settings:ExplainSettings", *COMMON],
     "monitoring": ["monitoring_svc.settings:MonitoringSettings", *COMMON],
+    # Job workers serve no port: no auth, no TLS.
+    "worker": ["inference_svc.settings:InferenceSettings", "inference_svc.redis_client:RedisSettings",
+               "inference_svc.jobs.settings:JobSettings"],
     "gateway": ["gateway.settings:GatewaySettings", *COMMON],
 }
 
