@@ -1,4 +1,5 @@
-"""scikit-learn's per-call overhead on the built-in models: one predict of 1 row vs of 64 rows.
+"""scikit-learn's per-call overhead on the built-in models: one predict of 1 row vs of 64 rows,
+and the same predict through the model's exact fast kernel where it has one (inference_svc/kernels.py).
 
     .venv/bin/python -m bench.sklearn_overhead
 
@@ -40,11 +41,15 @@ def per_call_us(model: LoadedModel, inputs: np.ndarray, seconds: float = 1.0) ->
 def main() -> None:
     repository = WORK / "models"
     build_models(repository, MODELS)
-    print(f"{'model':<14} {'1 row µs':>10} {'64 rows µs':>11} {'µs/row at 64':>13}")
+    print(f"{'model':<14} {'kernel':<8} {'1 row µs':>10} {'64 rows µs':>11} {'µs/row at 64':>13}")
     for name in MODELS:
-        model = load_model_file(repository / name / "1", PROJECT_TRUSTED_TYPES)
-        one, many = per_call_us(model, sample(model, 1)), per_call_us(model, sample(model, 64))
-        print(f"{name:<14} {one:>10.0f} {many:>11.0f} {many / 64:>13.1f}")
+        for fast in (False, True):
+            model = load_model_file(repository / name / "1", PROJECT_TRUSTED_TYPES, fast_kernel=fast)
+            if fast and not model.fast:
+                continue
+            one, many = per_call_us(model, sample(model, 1)), per_call_us(model, sample(model, 64))
+            kernel = "fast" if fast else "sklearn"
+            print(f"{name:<14} {kernel:<8} {one:>10.0f} {many:>11.0f} {many / 64:>13.1f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from gateway import __version__, discovery
 from gateway.calls import Caller
 from gateway.docs_page import OIP_HTML, render_docs
 from gateway.errors import HttpError
+from gateway.jobs_rest import JobResults
 from gateway.oip import OipApi, error_response
 from gateway.openapi import build_openapi
 from gateway.rest import RestApi
@@ -63,6 +64,7 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
     caller = Caller(upstreams, auth, settings.deadline_seconds)
     rest = RestApi(routes, caller, settings.max_body_bytes)
     oip = OipApi(caller, settings.max_body_bytes)
+    job_results = JobResults(caller)
     spec = build_openapi(routes)
     docs = render_docs(spec, OIP_HTML)
 
@@ -102,6 +104,7 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
             Route("/docs", docs_page, methods=["GET"]),
             Route("/config.json", config, methods=["GET"]),
             *oip.routes(),
+            *job_results.routes(),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
             Route("/", lambda request: HTMLResponse((WEB / "index.html").read_text(encoding="utf-8")), methods=["GET"]),
             Route("/{path:path}", rest.handle, methods=methods),

@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.discovery import Route
+from gateway.jobs_rest import SUBMIT_JOB
 from protoserve_runtime.auth import OPEN, scope_for
 
 F = FieldDescriptor
@@ -98,6 +99,10 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+def _success_status(route: Route) -> str:
+    return "202" if route.full_method == SUBMIT_JOB else "200"  # accepted: the job runs later
+
+
 def _operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
     request = route.request_class.DESCRIPTOR
     parameters = [
@@ -110,7 +115,7 @@ def _operation(route: Route, schemas: SchemaBuilder) -> dict[str, Any]:
         "summary": f"{route.method.name} ({route.full_method})",
         "parameters": parameters,
         "responses": {
-            "200": {"description": "OK", "content": _json(schemas.ref(route.method.output_type))},
+            _success_status(route): {"description": "OK", "content": _json(schemas.ref(route.method.output_type))},
             "default": {"description": "An error", "content": _json({"$ref": "#/components/schemas/Error"})},
         },
     }

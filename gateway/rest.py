@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.calls import Caller, read_body, require_json
 from gateway.discovery import Route
 from gateway.errors import HttpError
+from gateway.jobs_rest import accepted
 from gateway.transcode import build_request, parse_json, to_json
 
 
@@ -45,4 +46,8 @@ class RestApi:
             raise HttpError.bad_request(f"{route.http_method} {route.template} takes no body")
         message = build_request(route, values, list(request.query_params.multi_items()), body)
         response = await self.caller.call(request, route.full_method, message, route.response_class.FromString, route.idempotent)
-        return JSONResponse(to_json(response))
+        answer = to_json(response)
+        headers = accepted(route.full_method, answer)
+        if headers is not None:
+            return JSONResponse(answer, status_code=202, headers=headers)
+        return JSONResponse(answer)

@@ -30,9 +30,11 @@ READY_POLL_SECONDS = 0.1
 def build_core(
     settings: InferenceSettings, sync: RepositorySync | None = None, publisher: events.PredictionEventPublisher | None = None
 ) -> InferenceCore:
-    repository = ModelRepository(settings.model_repository, settings.trusted_types)
+    repository = ModelRepository(settings.model_repository, settings.trusted_types, settings.fast_kernels)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
-    batching = BatchSettings(settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size)
+    batching = BatchSettings(
+        settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size, settings.inline_max_rows
+    )
     return InferenceCore(repository, limits, batching=batching, sync=sync, events=publisher)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from inference_svc.card import ModelCard
+from inference_svc.kernels import ProbaKernel, proba_kernel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,12 @@ class LoadedModel:
     """One model version in memory. Inputs are already validated against the card:
     a float64 matrix (rows × features) or, for text models, a 1-D object array of strings."""
 
-    def __init__(self, card: ModelCard, estimator: Any) -> None:
+    def __init__(self, card: ModelCard, estimator: Any, fast_kernel: bool = False) -> None:
         self.card = card
         self.estimator = estimator
-        self._label_order: np.ndarray | None = None
+        # An exact numpy stand-in for the estimator's predict_proba (see kernels.py), when asked for.
+        self._kernel: ProbaKernel | None = None
+        self._label_order: np.ndarray | None = None  # None: the card's order is the estimator's
         if card.task == "classification":
             classes = [str(c) for c in getattr(estimator, "classes_", [])]
             if sorted(classes) != sorted(card.labels):
@@ -57,9 +63,17 @@ class LoadedModel:
                     f"{list(card.labels)}"
                 )
             # Column permutation from the estimator's class order to the card's label order.
-            self._label_order = np.array([classes.index(label) for label in card.labels])
+            order = np.array([classes.index(label) for label in card.labels])
+            self._label_order = None if (order == np.arange(len(order))).all() else order
+            if fast_kernel:
+                self._kernel = _checked_kernel(card, estimator)
         final = _final_step(estimator)
         self._returns_std = "return_std" in inspect.signature(final.predict).parameters
+
+    @property
+    def fast(self) -> bool:
+        """Whether predictions come from a fast kernel (cheap enough to run on the event loop)."""
+        return self._kernel is not None
 
     @property
     def name(self) -> str:
@@ -71,9 +85,10 @@ class LoadedModel:
 
     def predict(self, inputs: np.ndarray) -> PredictionBatch:
         if self.card.task == "classification":
-            assert self._label_order is not None
-            probabilities = np.asarray(self.estimator.predict_proba(inputs), dtype=np.float64)
-            probabilities = probabilities[:, self._label_order]
+            proba = self._kernel or self.estimator.predict_proba
+            probabilities = np.asarray(proba(inputs), dtype=np.float64)
+            if self._label_order is not None:
+                probabilities = probabilities[:, self._label_order]
             return PredictionBatch(
                 probabilities=probabilities, label_indices=probabilities.argmax(axis=1)
             )
@@ -84,3 +99,19 @@ class LoadedModel:
             mean = self.estimator.predict(inputs)
             variances = np.zeros(len(mean))
         return PredictionBatch(values=np.asarray(mean, dtype=np.float64).reshape(-1), variances=variances)
+
+
+def _checked_kernel(card: ModelCard, estimator: Any) -> ProbaKernel | None:
+    """The estimator's fast kernel, if it has one that agrees with it on the card's reference rows
+    (a guard at load; the parity tests are the real check)."""
+    kernel = proba_kernel(estimator)
+    if kernel is None or card.is_text or not card.reference_sample:
+        return kernel
+    try:
+        sample = np.array([card.reference_sample[f] for f in card.feature_names], dtype=np.float64).T
+    except (KeyError, ValueError):
+        return kernel
+    if not np.array_equal(kernel(sample), estimator.predict_proba(sample)):
+        log.warning("fast kernel disagrees with the estimator; serving with scikit-learn", extra={"model": card.name})
+        return None
+    return kernel

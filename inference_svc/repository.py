@@ -52,8 +52,9 @@ class UntrustedModelError(RuntimeError):
     """The model file holds types that are not on the allow-list."""
 
 
-def load_model_file(directory: Path, trusted: Iterable[str]) -> LoadedModel:
-    """Read one version directory; refuse any type that is not trusted."""
+def load_model_file(directory: Path, trusted: Iterable[str], fast_kernel: bool = False) -> LoadedModel:
+    """Read one version directory; refuse any type that is not trusted. fast_kernel: serve it with
+    an exact fast kernel when its estimator has one (inference_svc/kernels.py)."""
     card = ModelCard.read(directory)
     path = directory / MODEL_FILE
     allowed = set(trusted)
@@ -66,7 +67,7 @@ def load_model_file(directory: Path, trusted: Iterable[str]) -> LoadedModel:
             "add them to PROTOSERVE_TRUSTED_TYPES only if you trust their code"
         )
     estimator = sio.load(path, trusted=sorted(allowed) or None)
-    return LoadedModel(card, estimator)
+    return LoadedModel(card, estimator, fast_kernel)
 
 
 def check_model_name(name: str, field: str = "model") -> str:
@@ -86,9 +87,10 @@ def check_version(version: str, field: str = "version") -> str:
 class ModelRepository:
     """Every model version under root, loaded into memory; thread-safe lookups."""
 
-    def __init__(self, root: Path, trusted_types: Iterable[str] = ()) -> None:
+    def __init__(self, root: Path, trusted_types: Iterable[str] = (), fast_kernels: Iterable[str] = ()) -> None:
         self.root = root
         self.trusted_types = tuple(PROJECT_TRUSTED_TYPES) + tuple(trusted_types)
+        self.fast_kernels = frozenset(fast_kernels)  # model names, or "*" for every model
         self._models: dict[str, dict[str, VersionEntry]] = {}
         self._lock = threading.Lock()
 
@@ -116,7 +118,8 @@ class ModelRepository:
             self._models.setdefault(name, {})[version] = entry
         directory = self.root / name / version
         try:
-            model = load_model_file(directory, self.trusted_types)
+            fast = "*" in self.fast_kernels or name in self.fast_kernels
+            model = load_model_file(directory, self.trusted_types, fast)
             if model.card.name != name or model.card.version != version:
                 raise CardError(
                     f"card says {model.card.name}/{model.card.version}, directory is {name}/{version}"

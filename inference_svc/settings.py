@@ -22,6 +22,12 @@ class InferenceSettings:
     max_batch_size: int = setting(64, "most rows stacked into one model call by the dynamic batcher (1 = no stacking)")
     max_queue_delay_ms: float = setting(0.0, "how long an idle model waits for more requests to stack; 0 = run at once")
     max_queue_size: int = setting(256, "requests that may wait per model version; more get RESOURCE_EXHAUSTED")
+    fast_kernels: tuple[str, ...] = setting(
+        ("*",), "models (comma-separated; * = all) served by an exact fast kernel where one exists; empty = none"
+    )
+    inline_max_rows: int = setting(
+        64, "a model call of at most this many rows on a fast kernel runs on the event loop; 0 = always on a thread"
+    )
     inference_metrics_address: str = setting("127.0.0.1:9100", "host:port of /metrics; worker i serves on port + i; empty: off")
 
     def validate(self) -> None:
@@ -37,5 +43,7 @@ class InferenceSettings:
             raise SettingsError("PROTOSERVE_MAX_QUEUE_DELAY_MS must not be negative")
         if self.max_queue_size < 1:
             raise SettingsError("PROTOSERVE_MAX_QUEUE_SIZE must be at least 1")
+        if self.inline_max_rows < 0:
+            raise SettingsError("PROTOSERVE_INLINE_MAX_ROWS must not be negative")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise SettingsError("PROTOSERVE_MAX_MESSAGE_BYTES must be at least 4 MiB")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -158,10 +159,15 @@ def outputs_to_arrays(card: ModelCard, outputs: PredictionBatch) -> dict[str, np
     """The named output tensors of a prediction (label as UTF-8 bytes)."""
     if card.task == "classification":
         assert outputs.probabilities is not None and outputs.label_indices is not None
-        encoded = np.array([label.encode("utf-8") for label in card.labels], dtype=object)
-        return {"label": encoded[outputs.label_indices], "probabilities": outputs.probabilities}
+        return {"label": _encoded(card.labels)[outputs.label_indices], "probabilities": outputs.probabilities}
     assert outputs.values is not None and outputs.variances is not None
     return {"mean": outputs.values, "variance": outputs.variances}
+
+
+@lru_cache(maxsize=256)
+def _encoded(labels: tuple[str, ...]) -> np.ndarray:
+    """The labels as UTF-8 bytes, made once per label set rather than per request."""
+    return np.array([label.encode("utf-8") for label in labels], dtype=object)
 
 
 def check_requested(card: ModelCard, requested: Sequence[str]) -> list[str]:

@@ -117,3 +117,33 @@ def test_a_thousand_concurrent_requests_each_get_their_own_answer(inference_addr
     np.testing.assert_allclose(answers[:, 0], [d.values[0] for d in direct], rtol=1e-9)
     np.testing.assert_allclose(answers[:, 1], [d.variances[0] for d in direct], rtol=1e-6, atol=1e-9)
     assert len(set(answers[:, 0].tolist())) > 990  # distinct answers: a mix-up could not pass
+
+
+def test_fast_kernel_calls_run_on_the_loop_and_still_stack(model_repository: Path) -> None:
+    model = load_model_file(model_repository / "iris-knn" / "1", PROJECT_TRUSTED_TYPES, fast_kernel=True)
+    assert model.fast
+    rows = iris_rows(14)
+    inline_calls: list[int] = []
+    predict = model.predict
+
+    def recording(inputs: np.ndarray) -> PredictionBatch:
+        inline_calls.append(len(inputs))
+        return predict(inputs)
+
+    async def scenario() -> None:
+        runner = GatedRunner()
+        runner.gate.set()
+        settings = BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=8, inline_max_rows=4)
+        batcher = ModelBatcher(model, runner, settings)
+        model.predict = recording  # type: ignore[method-assign]
+        # Four one-row requests reach the loop together: one stacked call, on the loop.
+        answers = await asyncio.gather(*(batcher.submit(rows[i:i + 1]) for i in range(4)))
+        assert inline_calls == [4] and runner.calls == []
+        # Ten rows are over the inline limit: they go to the runner (the predict thread).
+        big = await batcher.submit(rows[4:14])
+        assert runner.calls == [10] and inline_calls == [4, 10]  # the runner called predict too
+        for i, answer in enumerate(answers):
+            np.testing.assert_array_equal(answer.probabilities, predict(rows[i:i + 1]).probabilities)
+        np.testing.assert_array_equal(big.probabilities, predict(rows[4:14]).probabilities)
+
+    asyncio.run(scenario())

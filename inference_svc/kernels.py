@@ -1,0 +1,110 @@
+"""Exact fast kernels: numpy stand-ins for a scikit-learn call whose cost is mostly overhead.
+
+One ``KNeighborsClassifier.predict_proba`` costs about 0.4 ms whether it gets 1 row or 64: input
+validation, ``check_is_fitted`` and the dispatch of the neighbour search, not arithmetic. A kernel
+computes the same outputs from the fitted attributes in a few numpy calls. It is used only where
+it is exact (the parity tests compare it with scikit-learn, ties included); rows it cannot decide
+exactly are handed to scikit-learn itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.neighbors import KNeighborsClassifier
+
+ProbaKernel = Callable[[np.ndarray], np.ndarray]
+
+# Distances closer than this (relative to the rows' magnitudes) to the k-th neighbour's count as
+# tied with it. It is far above the rounding of either way of computing a distance (direct sums
+# here; KD-/ball-tree sums or the |x|² - 2x·t + |t|² expansion in scikit-learn), so a neighbour
+# set this kernel calls unambiguous is the one scikit-learn finds.
+TIE_RTOL = 1e-9
+# Rows per block, so that the rows × training points × features differences stay small.
+BLOCK_ROWS = 1024
+_METRICS = ("euclidean", "manhattan")
+
+
+class KNeighborsKernel:
+    """``predict_proba`` of a fitted uniform-weight euclidean/manhattan KNeighborsClassifier by
+    brute force. A row whose k nearest neighbours are not unique (a tie at the k-th distance among
+    points of different classes) is answered by the estimator, so the output is always its own."""
+
+    def __init__(self, estimator: KNeighborsClassifier) -> None:
+        self._estimator = estimator
+        self._train = np.ascontiguousarray(estimator._fit_X, dtype=np.float64)
+        self._columns = np.ascontiguousarray(self._train.T)  # one contiguous row per feature
+        self._labels = np.asarray(estimator._y, dtype=np.intp)  # index into classes_
+        self._n_classes = len(estimator.classes_)
+        self._k = int(estimator.n_neighbors)
+        self._euclidean = estimator.effective_metric_ == "euclidean"
+        # Magnitude of the training points, in the units of the distance compared below.
+        self._train_scale = float(self._magnitude(self._train).max())
+
+    @staticmethod
+    def supports(estimator: Any) -> bool:
+        return (
+            isinstance(estimator, KNeighborsClassifier)
+            and estimator.weights == "uniform"
+            and getattr(estimator, "effective_metric_", None) in _METRICS
+            and not getattr(estimator, "effective_metric_params_", None)
+            and not getattr(estimator, "outputs_2d_", True)
+            and getattr(estimator, "_fit_X", None) is not None
+            and 0 < estimator.n_neighbors <= estimator.n_samples_fit_
+        )
+
+    def _magnitude(self, x: np.ndarray) -> np.ndarray:
+        return np.square(x).sum(axis=1) if self._euclidean else np.abs(x).sum(axis=1)
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        if inputs.shape[0] <= BLOCK_ROWS:
+            return self._block(inputs)
+        return np.concatenate([self._block(inputs[i:i + BLOCK_ROWS]) for i in range(0, inputs.shape[0], BLOCK_ROWS)])
+
+    def _block(self, inputs: np.ndarray) -> np.ndarray:
+        dist = self._distances(inputs)
+        k, n = self._k, dist.shape[1]
+        order = np.argpartition(dist, k - 1 if k == n else (k - 1, k), axis=1)
+        nearest = self._labels[order[:, :k]]
+        counts = (nearest[:, :, None] == np.arange(self._n_classes)).sum(axis=1)
+        proba = counts / float(k)  # as scikit-learn: the sum of k unit weights, normalised
+        if k < n:
+            self._settle_ties(inputs, dist, order, proba)
+        return proba
+
+    def _distances(self, inputs: np.ndarray) -> np.ndarray:
+        """Rows × training points: squared euclidean (it orders points as the distance does) or
+        manhattan, summed feature by feature (small arrays beat one rows × points × features)."""
+        dist = np.zeros((inputs.shape[0], self._columns.shape[1]))
+        step = np.empty_like(dist)
+        for j, column in enumerate(self._columns):
+            np.subtract(inputs[:, j, None], column, out=step)
+            if self._euclidean:
+                np.multiply(step, step, out=step)
+            else:
+                np.abs(step, out=step)
+            dist += step
+        return dist
+
+    def _settle_ties(self, inputs: np.ndarray, dist: np.ndarray, order: np.ndarray, proba: np.ndarray) -> None:
+        rows = np.arange(dist.shape[0])
+        kth = dist[rows, order[:, self._k - 1]]
+        tol = TIE_RTOL * (self._magnitude(inputs) + self._train_scale + kth)
+        spill = np.flatnonzero(dist[rows, order[:, self._k]] - kth <= tol)  # the k-th has an equal left out
+        if not spill.size:
+            return
+        # Which of the tied points count changes the answer only if they are of different classes.
+        tied = np.abs(dist[spill] - kth[spill, None]) <= tol[spill, None]
+        mixed = np.where(tied, self._labels, self._n_classes).min(axis=1) != np.where(tied, self._labels, -1).max(axis=1)
+        ambiguous = spill[mixed]
+        if ambiguous.size:
+            proba[ambiguous] = self._estimator.predict_proba(inputs[ambiguous])
+
+
+def proba_kernel(estimator: Any) -> ProbaKernel | None:
+    """An exact fast ``predict_proba`` for this fitted estimator, or None when there is none."""
+    if KNeighborsKernel.supports(estimator):
+        return KNeighborsKernel(estimator)
+    return None
