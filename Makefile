@@ -7,7 +7,7 @@ GENERATED := gen/.generated
 NODE_DEPS := tests/node/node_modules/.installed
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: up test setup gen lint typecheck clean chromium
+.PHONY: up test setup gen lint typecheck clean chromium images
 
 up: setup
 	$(BIN)/protoserve up
@@ -25,10 +25,10 @@ setup: $(INSTALLED) $(GENERATED)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Pinned dependencies first, then the code generated from protos/, then the project itself.
-$(INSTALLED): requirements.lock pyproject.toml | $(BIN)/python
+# Pinned dependencies first (runtime + dev/test), then the code generated from protos/, then the project itself.
+$(INSTALLED): requirements.lock requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
 	$(BIN)/python -m protoserve_runtime.codegen
 	touch $(GENERATED)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
@@ -51,6 +51,11 @@ lint: setup
 	$(BIN)/buf lint
 	$(BIN)/ruff check .
 	$(BIN)/mypy protoserve_runtime inference_svc monitoring_svc gateway
+
+# One image per service from the multi-stage Dockerfile (needs a Docker engine; not used by the tests).
+images:
+	for service in inference explain monitoring worker gateway; do \
+		docker build --target $$service -t protoserve-$$service . || exit 1; done
 
 clean:
 	rm -rf $(VENV) gen .protoserve tests/node/node_modules

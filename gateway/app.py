@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gateway import discovery
+from gateway import __version__, discovery
 from gateway.calls import Caller
 from gateway.docs_page import OIP_HTML, render_docs
 from gateway.errors import HttpError
@@ -70,7 +70,7 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
 
     async def healthz(request: Request) -> Response:
         pools = {r.address: r.healthy for pool in upstreams.pools() for r in pool.replicas}
-        return JSONResponse({"status": "ok", "auth": auth.enabled, "replicas": pools})
+        return JSONResponse({"status": "ok", "version": __version__, "auth": auth.enabled, "replicas": pools})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)

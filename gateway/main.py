@@ -11,7 +11,7 @@ from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from protoserve_runtime import auth
+from protoserve_runtime import auth, tls
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.settings import from_env
 
@@ -38,7 +38,8 @@ def main() -> None:
     # uvicorn's handlers would replace the JSON ones; SIGTERM stops it gracefully.
     config = uvicorn.Config("gateway.main:app", factory=True, workers=settings.gateway_workers, host=host or "127.0.0.1",
                             port=int(port), log_config=None, access_log=False, http="httptools",
-                            timeout_graceful_shutdown=10, server_header=False)
+                            timeout_graceful_shutdown=10, server_header=False,
+                            **tls.http_server_options(tls.load()))  # HTTPS when PROTOSERVE_TLS_CERT/KEY are set
     server = uvicorn.Server(config)
     if settings.gateway_workers == 1:
         server.run()

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from protoserve_runtime.server import channel_options
+from protoserve_runtime import tls
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Replica:
     def channel(self) -> grpc.aio.Channel:
         """Opened on first use, inside the event loop that serves the calls."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=channel_options(self.max_message_bytes))
+            self._channel = tls.aio_channel(self.address, tls.load(), self.max_message_bytes)  # mTLS when configured
         return self._channel
 
     async def close(self) -> None:

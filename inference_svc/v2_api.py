@@ -8,12 +8,12 @@ out. A request whose inputs came raw is answered raw. The model-repository exten
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 
 import grpc
 from inference import grpc_predict_v2_pb2 as v2
 from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 
+import inference_svc
 from inference_svc.batching import deadline_after
 from inference_svc.core import InferenceCore
 from inference_svc.repository import VersionState, check_model_name, check_version
@@ -38,10 +38,8 @@ _INDEX_STATES = {
 
 
 def _server_version() -> str:
-    try:
-        return metadata.version("protoserve")
-    except metadata.PackageNotFoundError:
-        return "0"
+    """The inference service's own version (as GetServerInfo reports it), not the repository's."""
+    return inference_svc.__version__
 
 
 def _tensor_metadata(specs: list[TensorSpec]) -> list[v2.ModelMetadataResponse.TensorMetadata]:

@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from protoserve_runtime.services import SERVICES, ServiceSpec, by_name
+from protoserve_runtime.services import (
+    METRICS_PORT_STRIDE,
+    REPLICA_SETTINGS,
+    SERVICES,
+    ServiceSpec,
+    by_name,
+    parse_replicas,
+    replica_addresses,
+    shift_port,
+)
 
 DEFAULT_DATA_DIR = Path(".protoserve")
 
@@ -20,13 +29,13 @@ def _data_dir(arg: str | None) -> Path:
     return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
-def wait_ready(spec: ServiceSpec, timeout: float) -> None:
+def wait_ready(spec: ServiceSpec, timeout: float, address: str = "") -> None:
     from protoserve_runtime import health
 
     if spec.protocol == "grpc":
-        health.wait_serving(spec.address, timeout=timeout)
+        health.wait_serving(address or spec.address, timeout=timeout)
     else:
-        health.wait_http_ok(f"http://{spec.address}/healthz", timeout=timeout)
+        health.wait_http_ok(f"http://{address or spec.address}/healthz", timeout=timeout)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -36,8 +45,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from protoserve_runtime.settings import from_env
     from protoserve_runtime.supervisor import Supervisor
 
+    inference_settings = from_env(InferenceSettings)
     if not args.skip_build:
-        built = build_models(from_env(InferenceSettings).model_repository)
+        built = build_models(inference_settings.model_repository)
         if built:
             print(f"built models: {', '.join(built)}")
     data_dir = _data_dir(args.data_dir)
@@ -47,6 +57,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         embedded = EmbeddedRedis(data_dir / "redis", port=args.redis_port)
         redis_url = embedded.start()
     env = {"PROTOSERVE_REDIS_URL": redis_url, "PROTOSERVE_DATA_DIR": str(data_dir)}  # api_keys.json lives there
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     supervisor = Supervisor()
     stopping = False
 
@@ -58,8 +73,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         for spec in SERVICES:
-            supervisor.start(spec.name, [sys.executable, "-m", spec.module], env)
-            wait_ready(spec, timeout=120)
+            addresses = replica_addresses(spec.address, replicas.get(spec.name, 1))
+            for index, address in enumerate(addresses):  # several replicas: each on its own port
+                name = spec.name if len(addresses) == 1 else f"{spec.name}-{index + 1}"
+                own = {spec.address_setting: address}
+                if index and spec.name == "inference" and inference_settings.inference_metrics_address:
+                    own["PROTOSERVE_INFERENCE_METRICS_ADDRESS"] = shift_port(
+                        inference_settings.inference_metrics_address, index * METRICS_PORT_STRIDE)
+                supervisor.start(name, [sys.executable, "-m", spec.module], {**env, **own})
+                wait_ready(spec, 120, address)
+            if len(addresses) > 1:  # the gateway balances over them
+                env[REPLICA_SETTINGS[spec.name]] = ",".join(addresses)
         for index in range(args.job_workers):  # job workers have no port: they read the Redis Stream
             supervisor.start(f"job-worker-{index + 1}", [sys.executable, "-m", "inference_svc.jobs.worker"], env)
         print("\nprotoserve is up:")
@@ -68,6 +92,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         for spec in SERVICES:
             hint = f"   try: {spec.hint.format(address=spec.address)}" if spec.hint else ""
             print(f"  {spec.name:<12} {spec.protocol}://{spec.address}{hint}")
+            if replicas.get(spec.name, 1) > 1:
+                print(f"  {'':<12} replicas: {env[REPLICA_SETTINGS[spec.name]]}")
         print(f"  {'job workers':<12} {args.job_workers} (reading the job stream in Redis)")
         _print_auth_state()
         print("Press Ctrl-C to stop.\n", flush=True)
@@ -130,10 +156,11 @@ def cmd_models_build(args: argparse.Namespace) -> int:
 
 
 def _inference_stub(address: str) -> Any:
-    import grpc
     from protoserve.inference.v1 import inference_service_pb2_grpc
 
-    return inference_service_pb2_grpc.InferenceServiceStub(grpc.insecure_channel(address))
+    from protoserve_runtime import tls
+
+    return inference_service_pb2_grpc.InferenceServiceStub(tls.channel(address))
 
 
 def _rows_from_json(text: str) -> list[dict[str, Any]]:
@@ -177,6 +204,21 @@ def cmd_health(args: argparse.Namespace) -> int:
     status = health.check(args.address, args.service)
     print(status)
     return 0 if status == "SERVING" else 1
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import grpc
+
+    from protoserve_runtime import server_info, tls
+
+    try:
+        with tls.channel(args.address) as channel:
+            info = server_info.fetch(channel, timeout=args.timeout)
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    print(f"{info.service} {info.version} ({', '.join(info.grpc_services)})")
+    return 0
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
@@ -225,6 +267,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", help="where the embedded Redis keeps its data (default .protoserve)")
     up.add_argument("--redis-port", type=int, default=0, help="port of the embedded Redis (default: a free one)")
     up.add_argument("--skip-build", action="store_true", help="do not build missing built-in models")
+    up.add_argument("--replicas", action="append", default=[], metavar="NAME=N",
+                    help="run N replicas of a service on consecutive ports behind the gateway (e.g. inference=3)")
     up.add_argument("--job-workers", type=int, default=1, metavar="N",
                     help="job worker processes to start (default 1; 0 for none)")
     up.set_defaults(func=cmd_up)
@@ -256,6 +300,11 @@ def parser() -> argparse.ArgumentParser:
     health.add_argument("--address", default=default_address)
     health.add_argument("--service", default="")
     health.set_defaults(func=cmd_health)
+
+    info = sub.add_parser("info", help="which service answers at an address, and its version (GetServerInfo)")
+    info.add_argument("--address", default=default_address)
+    info.add_argument("--timeout", type=float, default=5.0)
+    info.set_defaults(func=cmd_info)
 
     keys = sub.add_parser("keys", help="manage API keys (stored hashed in <data dir>/api_keys.json)")
     keys.add_argument("--data-dir", help="where api_keys.json is kept (default PROTOSERVE_DATA_DIR or .protoserve)")

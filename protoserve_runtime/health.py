@@ -7,12 +7,14 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from protoserve_runtime import tls
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def check(address: str, service: str = "", timeout: float = 2.0) -> str:
     """The status name the server at address reports (SERVING, NOT_SERVING, ...), or UNREACHABLE."""
-    with grpc.insecure_channel(address) as channel:
+    with tls.channel(address) as channel:  # TLS / mTLS when PROTOSERVE_TLS_* are set
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)

@@ -19,6 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from protoserve_runtime import server_info, tls
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,7 @@ class GrpcServer:
         services: Sequence[ServiceBinding],
         options: ServerOptions,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        name: str = "",
     ) -> None:
         self.options = options
         self.health = HealthServicer()
@@ -66,12 +69,19 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         names = [s.name for s in services]
         names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        if name:  # every service says which one it is and its version (server_info.py)
+            server_info.add(self._server, name, [s.name for s in services])
+            names.append(server_info.SERVICE_NAME)
         reflection.enable_server_reflection(names, self._server)
         self._service_names = [s.name for s in services]
         self.port = 0
 
     async def start(self) -> int:
-        self.port = self._server.add_insecure_port(self.options.address)
+        credentials = tls.server_credentials(tls.load())  # PROTOSERVE_TLS_*: TLS, or mTLS with a CA
+        if credentials is None:
+            self.port = self._server.add_insecure_port(self.options.address)
+        else:
+            self.port = self._server.add_secure_port(self.options.address, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.options.address}")
         await self.set_serving(False)
@@ -106,7 +116,7 @@ async def run_server(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop. ``monitor``, when given, runs from
     readiness until the stop signal (e.g. to follow sibling workers' readiness in health)."""
-    server = GrpcServer(services, options, interceptors)
+    server = GrpcServer(services, options, interceptors, name=service)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

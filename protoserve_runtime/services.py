@@ -51,3 +51,32 @@ def by_name(name: str) -> ServiceSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+# Services `protoserve up --replicas NAME=N` can run several of, and the gateway setting listing them.
+REPLICA_SETTINGS = {"inference": "PROTOSERVE_INFERENCE_REPLICAS"}
+
+
+def parse_replicas(values: list[str]) -> dict[str, int]:
+    """NAME=N arguments -> {NAME: N}; ValueError naming the bad argument."""
+    counts: dict[str, int] = {}
+    for value in values:
+        name, sep, count = value.partition("=")
+        if not sep or name not in REPLICA_SETTINGS or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--replicas {value!r}: expected NAME=N with N >= 1, NAME one of {', '.join(REPLICA_SETTINGS)}")
+        counts[name] = int(count)
+    return counts
+
+
+# A replica's worker processes serve /metrics on port + worker index: replicas keep this many ports apart.
+METRICS_PORT_STRIDE = 10
+
+
+def shift_port(address: str, offset: int) -> str:
+    host, _, port = address.rpartition(":")
+    return f"{host}:{int(port) + offset}"
+
+
+def replica_addresses(address: str, count: int) -> list[str]:
+    """count addresses on consecutive ports from address's port (each replica has its own port)."""
+    return [shift_port(address, i) for i in range(count)]
