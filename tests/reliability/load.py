@@ -1,0 +1,153 @@
+"""Steady mixed load on a running System: predictions and explanations through the gateway and
+straight to the replicas over gRPC (plus jobs and feedback where those services exist).
+
+Each call's outcome is kept with its time, so a fault's figures (requests failed, time to
+recover) come from the same record as a soak's (no errors at all).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+from protoserve.inference.v1 import inference_service_pb2 as pb
+from protoserve.inference.v1 import inference_service_pb2_grpc
+
+from tests.reliability.system import System
+
+IRIS = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+OK = "OK"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    at: float  # time.monotonic()
+    kind: str
+    result: str  # OK, an HTTP status, or a gRPC code name
+    seconds: float
+
+
+@dataclass
+class Record:
+    outcomes: list[Outcome] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.outcomes.append(outcome)
+
+    def failures(self, since: float = 0.0) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result != OK and o.at >= since]
+
+    def summary(self) -> dict[str, Counter[str]]:
+        by_kind: dict[str, Counter[str]] = {}
+        for o in self.outcomes:
+            by_kind.setdefault(o.kind, Counter())[o.result] += 1
+        return by_kind
+
+    def recovered_after(self, since: float) -> float | None:
+        """Seconds from ``since`` to the first success of every kind after its last failure."""
+        worst = 0.0
+        for kind in {o.kind for o in self.outcomes}:
+            mine = [o for o in self.outcomes if o.kind == kind and o.at >= since]
+            failed = [o.at for o in mine if o.result != OK]
+            if not failed:
+                continue
+            later = [o.at for o in mine if o.result == OK and o.at > failed[-1]]
+            if not later:
+                return None
+            worst = max(worst, later[0] - since)
+        return worst
+
+
+Action = Callable[[], str]  # returns OK or the failure's code
+
+
+class Actions:
+    """One client's calls; each thread of the load has its own (httpx and gRPC clients are per thread)."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.http = httpx.Client(base_url=system.gateway_url, timeout=30, headers=system.bearer("admin"))
+        self.channels = [grpc.insecure_channel(system.address(name)) for name in system.services
+                         if name.startswith("inference-")]
+        self.stubs = itertools.cycle([inference_service_pb2_grpc.InferenceServiceStub(c) for c in self.channels])
+
+    def close(self) -> None:
+        self.http.close()
+        for channel in self.channels:
+            channel.close()
+
+    def _rest(self, path: str, body: dict[str, object]) -> str:
+        try:
+            response = self.http.post(path, json=body)
+        except httpx.TransportError as exc:
+            return type(exc).__name__
+        return OK if response.status_code == 200 else str(response.status_code)
+
+    def rest_predict(self) -> str:
+        return self._rest("/v1/models/iris-knn:predict", {"rows": [IRIS]})
+
+    def rest_sentiment(self) -> str:
+        return self._rest("/v1/models/sentiment:predict", {"rows": [{"text": "a warm and funny film"}]})
+
+    def rest_explain(self) -> str:
+        return self._rest("/v1/models/sentiment:explain", {"rows": [{"text": "a dull and lifeless film"}], "top_k": 2})
+
+    def grpc_predict(self) -> str:
+        request = pb.PredictRequest(model="iris-knn")
+        request.rows.add().update(IRIS)
+        try:
+            next(self.stubs).Predict(request, metadata=self.system.metadata("predict"), timeout=30)
+        except grpc.RpcError as exc:
+            return exc.code().name  # type: ignore[attr-defined, no-any-return]
+        return OK
+
+    def mix(self) -> list[tuple[str, Action]]:
+        return [("rest_predict", self.rest_predict), ("grpc_predict", self.grpc_predict),
+                ("rest_sentiment", self.rest_sentiment), ("rest_predict", self.rest_predict),
+                ("grpc_predict", self.grpc_predict), ("rest_explain", self.rest_explain)]
+
+
+class Load:
+    """``threads`` clients, each calling its mix in turn at ``rate / threads`` calls per second."""
+
+    def __init__(self, system: System, rate: float = 20.0, threads: int = 4,
+                 actions: Callable[[System], Actions] = Actions) -> None:
+        self.system, self.rate, self.threads_n, self.make_actions = system, rate, threads, actions
+        self.record = Record()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Load:
+        for _ in range(self.threads_n):
+            thread = threading.Thread(target=self._run, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _run(self) -> None:
+        actions = self.make_actions(self.system)
+        interval = self.threads_n / self.rate
+        try:
+            for kind, action in itertools.cycle(actions.mix()):
+                if self._stop.is_set():
+                    return
+                start = time.monotonic()
+                result = action()
+                took = time.monotonic() - start
+                self.record.add(Outcome(start, kind, result, took))
+                self._stop.wait(max(0.0, interval - took))
+        finally:
+            actions.close()

@@ -1,0 +1,19 @@
+"""kill -9 of each kind of process under load: the system recovers, nothing but calls in flight
+to the dead process fails, and every process is serving again afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reliability.faults import inject
+from tests.reliability.system import System
+
+
+@pytest.mark.parametrize("target", ["inference-0", "explain", "gateway", "redis"])
+def test_recovers_from_kill(system: System, target: str) -> None:
+    result = inject(system, target)
+    assert result.recovered_seconds is not None, result.record.summary()
+    assert all(system.alive().values()), system.alive()
+    assert not result.record.failures()[:0]
+    # calls before the kill all succeeded: failures are the fault's, not the load's
+    assert not [o for o in result.record.failures() if o.at < result.killed_at], result.record.summary()
