@@ -103,6 +103,8 @@ class System:
         data_dir.mkdir(parents=True, exist_ok=True)
         store = KeyStore(data_dir / "api_keys.json")
         keys = {scope: store.create(f"{scope}-key", [scope])[0] for scope in SCOPES}
+        # every scope but admin: may call everything except what changes the served models
+        keys["user"] = store.create("user-key", [s for s in SCOPES if s != "admin"])[0]
         redis = EmbeddedRedis(root / "redis")
         redis_url = redis.start()
         system = cls(root, redis, redis_url, keys)
