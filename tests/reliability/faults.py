@@ -21,6 +21,8 @@ class FaultResult:
     failed: int  # calls that failed from the kill on
     calls: int
     recovered_seconds: float | None  # kill -> every kind of call succeeding again
+    jobs_lost: int | None = None  # None where the system has no jobs
+    jobs_duplicated: int | None = None
 
 
 def inject(system: System, target: str, *, before: float = 3.0, down: float = 2.0, after: float = 4.0,
