@@ -17,7 +17,8 @@ from tests.reliability.overload import capacity, offer_grpc, offer_http
 
 
 @pytest.fixture(scope="module")
-def small_queue(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, GatewayProcess]]:
+def small_queue(model_repository: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, GatewayProcess]]:
     logs = tmp_path_factory.mktemp("backpressure")
     replica = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", PROTOSERVE_MAX_QUEUE_SIZE="2",
                               PROTOSERVE_MAX_BATCH_SIZE="200")

@@ -75,7 +75,7 @@ def test_rest_auth_matrix_on_every_route(system: System) -> None:
     wrong = "ps_00000000_" + "x" * 43
     with httpx.Client(base_url=system.gateway_url, timeout=30) as client:
         for method, path, scope in gateway_routes():
-            def status(headers: dict[str, str]) -> int:
+            def status(headers: dict[str, str], method: str = method, path: str = path) -> int:
                 body = {} if method == "POST" else None
                 return client.request(method, path, json=body, headers=headers).status_code
 
