@@ -50,7 +50,7 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 lint: setup
 	$(BIN)/buf lint
 	$(BIN)/ruff check .
-	$(BIN)/mypy protoserve_runtime inference_svc gateway
+	$(BIN)/mypy protoserve_runtime inference_svc monitoring_svc gateway
 
 clean:
 	rm -rf $(VENV) gen .protoserve tests/node/node_modules

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from protoserve_runtime.settings import SettingsError, setting
 
 EXPLAIN_SERVICE = "protoserve.explain.v1.ExplainService"
+MONITORING_SERVICE = "protoserve.monitoring.v1.MonitoringService"
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class GatewaySettings:
     )
     inference_address: str = setting("127.0.0.1:50051", "host:port the inference gRPC server listens on")
     explain_address: str = setting("127.0.0.1:50053", "host:port the explain gRPC server listens on")
+    monitoring_address: str = setting("127.0.0.1:50054", "host:port the monitoring gRPC server listens on")
     upstreams: tuple[str, ...] = setting(
         (), "other gRPC services, comma-separated SERVICE=host:port[|host:port...] (full service names)"
     )
@@ -49,7 +51,10 @@ class GatewaySettings:
 
     def upstream_map(self) -> dict[str, tuple[str, ...]]:
         """Full gRPC service name -> replica addresses, for services not served by the inference replicas."""
-        result: dict[str, tuple[str, ...]] = {EXPLAIN_SERVICE: (self.explain_address,)}
+        result: dict[str, tuple[str, ...]] = {
+            EXPLAIN_SERVICE: (self.explain_address,),
+            MONITORING_SERVICE: (self.monitoring_address,),
+        }
         for entry in self.upstreams:
             service, sep, addresses = entry.partition("=")
             replicas = tuple(a.strip() for a in addresses.split("|") if a.strip())

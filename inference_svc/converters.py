@@ -91,13 +91,15 @@ def predictions_to_proto(result: PredictResult) -> list[prediction_pb2.Predictio
     """One Prediction message per row, built from column arrays with as few Python calls as we can."""
     out = result.outputs
     card = result.card
+    ids = result.prediction_ids or [""] * len(out)
     if out.probabilities is not None and out.label_indices is not None:
         labels = card.labels
         probability_rows = out.probabilities.tolist()
         predictions = []
-        for index, row in zip(out.label_indices.tolist(), probability_rows):
+        for index, row, prediction_id in zip(out.label_indices.tolist(), probability_rows, ids):
             predictions.append(
                 prediction_pb2.Prediction(
+                    prediction_id=prediction_id,
                     classification=prediction_pb2.Classification(
                         label=labels[index],
                         score=row[index],
@@ -112,7 +114,8 @@ def predictions_to_proto(result: PredictResult) -> list[prediction_pb2.Predictio
     assert out.values is not None and out.variances is not None
     return [
         prediction_pb2.Prediction(
-            regression=prediction_pb2.Regression(value=v, variance=var, standard_deviation=var**0.5)
+            prediction_id=prediction_id,
+            regression=prediction_pb2.Regression(value=v, variance=var, standard_deviation=var**0.5),
         )
-        for v, var in zip(out.values.tolist(), out.variances.tolist())
+        for v, var, prediction_id in zip(out.values.tolist(), out.variances.tolist(), ids)
     ]

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from inference_svc.batching import BatchSettings, ModelBatcher
 from inference_svc.card import ModelCard
+from inference_svc.events import new_prediction_ids
 from inference_svc.inputs import InputLimits, rows_to_inputs
 from inference_svc.model import LoadedModel, PredictionBatch
 from inference_svc.repository import ModelRepository, VersionEntry, check_model_name
@@ -27,10 +29,21 @@ from protoserve_runtime.errors import ProtoserveError
 log = logging.getLogger(__name__)
 
 
+class PredictionSink(Protocol):
+    """Where every prediction and failed request is reported (inference_svc.events); never blocks."""
+
+    def predictions(
+        self, card: ModelCard, inputs: np.ndarray, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
+    ) -> None: ...
+
+    def failure(self, model: str, version: str | None, error: ProtoserveError, latency_seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class PredictResult:
     card: ModelCard
     outputs: PredictionBatch
+    prediction_ids: Sequence[str] = ()  # one per row, for feedback
 
 
 @dataclass(frozen=True)
@@ -55,10 +68,12 @@ class InferenceCore:
         executor: Executor | None = None,
         batching: BatchSettings | None = None,
         sync: RepositorySync | None = None,
+        events: PredictionSink | None = None,
     ) -> None:
         self.repository = repository
         self.sync = sync  # shares loads and unloads with sibling worker processes
         self.limits = limits
+        self.events = events
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
         self._batchers: dict[tuple[str, str], ModelBatcher] = {}
@@ -69,9 +84,15 @@ class InferenceCore:
     async def predict_rows(
         self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]], deadline: float | None = None
     ) -> PredictResult:
-        loaded = self.resolve(model, version)
-        inputs = rows_to_inputs(loaded.card, rows, self.limits)
-        return await self.predict_inputs(loaded, inputs, deadline)
+        started = time.perf_counter()
+        loaded: LoadedModel | None = None
+        try:
+            loaded = self.resolve(model, version)
+            inputs = rows_to_inputs(loaded.card, rows, self.limits)
+        except ProtoserveError as exc:
+            self._failed(model, loaded.version if loaded is not None else version, exc, started)
+            raise
+        return await self.predict_inputs(loaded, inputs, deadline, started)
 
     async def predict_tensors(
         self,
@@ -83,18 +104,39 @@ class InferenceCore:
     ) -> TensorResult:
         """Predict from named tensors (the Open Inference Protocol's form), checked against the card;
         the requested outputs (all when none are named) come back as named arrays, in order."""
-        loaded = self.resolve(model, version)
-        names = check_requested(loaded.card, requested)
-        inputs = tensors_to_inputs(loaded.card, tensors, self.limits)
-        result = await self.predict_inputs(loaded, inputs, deadline)
+        started = time.perf_counter()
+        loaded: LoadedModel | None = None
+        try:
+            loaded = self.resolve(model, version)
+            names = check_requested(loaded.card, requested)
+            inputs = tensors_to_inputs(loaded.card, tensors, self.limits)
+        except ProtoserveError as exc:
+            self._failed(model, loaded.version if loaded is not None else version, exc, started)
+            raise
+        result = await self.predict_inputs(loaded, inputs, deadline, started)
         arrays = outputs_to_arrays(loaded.card, result.outputs)
         return TensorResult(loaded.card, {name: arrays[name] for name in names})
 
-    async def predict_inputs(self, loaded: LoadedModel, inputs: np.ndarray, deadline: float | None = None) -> PredictResult:
+    async def predict_inputs(
+        self, loaded: LoadedModel, inputs: np.ndarray, deadline: float | None = None, started: float | None = None
+    ) -> PredictResult:
         """Run a model on inputs that were validated against its card, batched with other callers'
-        (deadline: time.monotonic() after which the request is dropped unrun)."""
-        outputs = await self._batcher(loaded).submit(inputs, deadline)
-        return PredictResult(loaded.card, outputs)
+        (deadline: time.monotonic() after which the request is dropped unrun; started: perf_counter
+        when the request arrived, for the latency its prediction events carry)."""
+        started = time.perf_counter() if started is None else started
+        try:
+            outputs = await self._batcher(loaded).submit(inputs, deadline)
+        except ProtoserveError as exc:
+            self._failed(loaded.name, loaded.version, exc, started)
+            raise
+        ids = new_prediction_ids(len(outputs))
+        if self.events is not None:
+            self.events.predictions(loaded.card, inputs, outputs, ids, time.perf_counter() - started)
+        return PredictResult(loaded.card, outputs, ids)
+
+    def _failed(self, model: str, version: str | None, error: ProtoserveError, started: float) -> None:
+        if self.events is not None:
+            self.events.failure(model, version, error, time.perf_counter() - started)
 
     def _batcher(self, loaded: LoadedModel) -> ModelBatcher:
         key = (loaded.name, loaded.version)

@@ -7,7 +7,7 @@ import asyncio
 import importlib
 import logging
 
-from inference_svc import grpc_api, v2_api
+from inference_svc import events, grpc_api, v2_api
 from inference_svc.batching import BatchSettings
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
@@ -17,6 +17,7 @@ from inference_svc.settings import InferenceSettings
 from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
+from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 
@@ -25,11 +26,13 @@ log = logging.getLogger(__name__)
 READY_POLL_SECONDS = 0.1
 
 
-def build_core(settings: InferenceSettings, sync: RepositorySync | None = None) -> InferenceCore:
+def build_core(
+    settings: InferenceSettings, sync: RepositorySync | None = None, publisher: events.PredictionEventPublisher | None = None
+) -> InferenceCore:
     repository = ModelRepository(settings.model_repository, settings.trusted_types)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
     batching = BatchSettings(settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size)
-    return InferenceCore(repository, limits, batching=batching, sync=sync)
+    return InferenceCore(repository, limits, batching=batching, sync=sync, events=publisher)
 
 
 async def serve(
@@ -38,7 +41,11 @@ async def serve(
     """Run one worker; with a shared board it reports SERVING only while every worker is ready,
     and with a shared sync it carries out the model loads and unloads its siblings were asked for."""
     board = board or ReadyBoard(1)
-    core = build_core(settings, sync)
+    serve_metrics(settings.inference_metrics_address, offset=index)
+    publisher = events.connect(from_env(events.EventSettings))
+    core = build_core(settings, sync, publisher)
+    if publisher is not None:
+        publisher.start()
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
@@ -61,12 +68,14 @@ async def serve(
     async def close() -> None:
         board.set(index, False)
         core.close()
+        if publisher is not None:
+            await publisher.close()
 
     options = ServerOptions(
         settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
     )
     bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready)]
-    interceptors = auth.interceptors(from_env(auth.AuthSettings))
+    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
     await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
 
 

@@ -22,6 +22,7 @@ class InferenceSettings:
     max_batch_size: int = setting(64, "most rows stacked into one model call by the dynamic batcher (1 = no stacking)")
     max_queue_delay_ms: float = setting(0.0, "how long an idle model waits for more requests to stack; 0 = run at once")
     max_queue_size: int = setting(256, "requests that may wait per model version; more get RESOURCE_EXHAUSTED")
+    inference_metrics_address: str = setting("127.0.0.1:9100", "host:port of /metrics; worker i serves on port + i; empty: off")
 
     def validate(self) -> None:
         if self.max_rows < 1:

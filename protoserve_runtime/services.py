@@ -36,6 +36,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
               "{address} protoserve.explain.v1.ExplainService/Explain"),
     ),
     ServiceSpec(
+        "monitoring", "monitoring_svc.main", "PROTOSERVE_MONITORING_ADDRESS", "127.0.0.1:50054",
+        hint="grpcurl -plaintext {address} describe protoserve.monitoring.v1.MonitoringService",
+    ),
+    ServiceSpec(
         "gateway", "gateway.main", "PROTOSERVE_GATEWAY_ADDRESS", "127.0.0.1:8080", protocol="http",
         hint="open http://{address}/ (API docs at /docs)",
     ),

@@ -30,7 +30,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def start_inference(model_repository: Path, log_dir: Path, **settings: str) -> ServiceProcess:
-    env = {"PROTOSERVE_MODEL_REPOSITORY": str(model_repository), **settings}
+    env = {
+        "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
+        "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0",  # a free port: tests run side by side
+        **settings,
+    }
     service = ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", env, log_dir / "inference.log")
     service.start()
     return service

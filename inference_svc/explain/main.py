@@ -13,6 +13,7 @@ from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
+from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
 from protoserve_runtime.server import ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 
@@ -38,7 +39,8 @@ async def serve(shared: InferenceSettings, settings: ExplainSettings) -> None:
         core.close()
 
     options = ServerOptions(settings.explain_address, shared.max_message_bytes, shared.grace_seconds)
-    interceptors = auth.interceptors(from_env(auth.AuthSettings))
+    serve_metrics(settings.explain_metrics_address)
+    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
     await run_server("explain", [grpc_api.binding(core)], options, load, close, interceptors)
 
 

@@ -22,6 +22,7 @@ class ExplainSettings:
         100, "rows of the card's reference sample the sampling explainer uses as background"
     )
     explain_permutations: int = setting(10, "feature permutations the sampling explainer tries per row")
+    explain_metrics_address: str = setting("127.0.0.1:9200", "host:port of the explain /metrics endpoint; empty turns it off")
 
     def validate(self) -> None:
         for name in ("explain_max_cost", "explain_background_rows", "explain_permutations"):

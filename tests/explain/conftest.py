@@ -13,7 +13,11 @@ from tests.harness import ServiceProcess
 
 
 def start_explain(model_repository: Path, log_dir: Path, **settings: str) -> ServiceProcess:
-    env = {"PROTOSERVE_MODEL_REPOSITORY": str(model_repository), **settings}
+    env = {
+        "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
+        "PROTOSERVE_EXPLAIN_METRICS_ADDRESS": "127.0.0.1:0",  # a free port: tests run side by side
+        **settings,
+    }
     service = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", env, log_dir / "explain.log")
     service.start()
     return service

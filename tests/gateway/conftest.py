@@ -12,6 +12,7 @@ from protoserve_runtime.auth import KeyStore
 from tests.conftest import start_inference
 from tests.explain.conftest import explain_address, explain_service, start_explain  # noqa: F401  (fixtures)
 from tests.harness import ServiceProcess
+from tests.monitoring.system import start_monitoring
 
 
 class GatewayProcess(ServiceProcess):
@@ -39,14 +40,25 @@ def start_gateway(log_dir: Path, replicas: list[str], **settings: str) -> Gatewa
 
 
 @pytest.fixture(scope="session")
+def monitoring_address(model_repository: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A monitoring service whose alert state stays still while REST and gRPC answers are compared."""
+    service = start_monitoring(model_repository, tmp_path_factory.mktemp("gateway-monitoring"), redis_url,
+                               PROTOSERVE_ALERT_INTERVAL_SECONDS="3600", PROTOSERVE_MONITORING_KEY_PREFIX="gateway-test")
+    yield service.address
+    service.terminate()
+
+
+@pytest.fixture(scope="session")
 def gateway(
-    inference_address: str, explain_address: str, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+    inference_address: str, explain_address: str, monitoring_address: str,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
     """Auth off, CORS for one origin, a small body limit to test 413 with, two workers on one port."""
     service = start_gateway(
         tmp_path_factory.mktemp("gateway"), [inference_address],
         PROTOSERVE_CORS_ORIGINS="http://allowed.example", PROTOSERVE_MAX_BODY_BYTES="65536",
         PROTOSERVE_GATEWAY_WORKERS="2", PROTOSERVE_EXPLAIN_ADDRESS=explain_address,
+        PROTOSERVE_MONITORING_ADDRESS=monitoring_address,
     )
     yield service
     service.terminate()

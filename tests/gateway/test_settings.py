@@ -25,7 +25,10 @@ def test_replicas_and_upstreams() -> None:
         "PROTOSERVE_UPSTREAMS": "protoserve.explain.v1.ExplainService=127.0.0.1:2|127.0.0.1:3",
     })
     assert settings.replicas == ("127.0.0.1:1",)
-    assert settings.upstream_map() == {"protoserve.explain.v1.ExplainService": ("127.0.0.1:2", "127.0.0.1:3")}
+    assert settings.upstream_map() == {
+        "protoserve.explain.v1.ExplainService": ("127.0.0.1:2", "127.0.0.1:3"),
+        "protoserve.monitoring.v1.MonitoringService": ("127.0.0.1:50054",),
+    }
     assert from_env(GatewaySettings, {"PROTOSERVE_INFERENCE_REPLICAS": "a:1, b:2"}).replicas == ("a:1", "b:2")
 
 

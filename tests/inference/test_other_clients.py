@@ -43,6 +43,8 @@ def test_readme_grpcurl_examples_work_as_pasted(inference_address: str) -> None:
     commands = [m for m in re.findall(r"^grpcurl .*?(?<!\\)$", readme, flags=re.M | re.S)]
     assert commands, "the README shows grpcurl examples"
     for command in commands:
+        if "127.0.0.1:50051" not in command:
+            continue  # another service's example; its own tests run it
         command = command.replace("\\\n", " ").replace("127.0.0.1:50051", inference_address)
         result = subprocess.run(command.replace("grpcurl", GRPCURL, 1), shell=True, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"{command}\n{result.stderr}"

@@ -41,6 +41,10 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         "PROTOSERVE_GATEWAY_ADDRESS": (gateway := f"127.0.0.1:{free_port()}"),
         "PROTOSERVE_EXPLAIN_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
+        "PROTOSERVE_MONITORING_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0",
+        "PROTOSERVE_MONITORING_METRICS_ADDRESS": "127.0.0.1:0",
+        "PROTOSERVE_EXPLAIN_METRICS_ADDRESS": "127.0.0.1:0",
     }
     env.pop("REDIS_URL", None)
     env.pop("PROTOSERVE_REDIS_URL", None)

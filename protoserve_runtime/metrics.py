@@ -1,0 +1,138 @@
+"""Prometheus metrics shared by every gRPC service: an HTTP /metrics endpoint and a server
+interceptor that counts and times every RPC.
+
+Each service serves /metrics on its own address (a setting of that service); service-specific
+metrics (dropped events, drift statistics, batch sizes, ...) are module-level prometheus_client
+objects in the module that owns them, registered in the default registry like these.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+# Latency buckets from 0.5 ms to 10 s: predictions are fast, batch calls and streams are not.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+RPC_HANDLED = Counter(
+    "protoserve_grpc_server_handled_total",
+    "RPCs completed by the server, by service, method and status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+RPC_SECONDS = Histogram(
+    "protoserve_grpc_server_handling_seconds",
+    "Time the server took to complete an RPC (until the last response of a stream).",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+def serve_metrics(address: str, offset: int = 0) -> int:
+    """Serve /metrics over HTTP on host:port (port 0 picks a free one); returns the port.
+
+    Worker processes sharing one gRPC port pass their index as offset: worker i serves on port + i.
+    An empty address turns the endpoint off and returns 0.
+    """
+    if not address:
+        return 0
+    host, _, port = address.rpartition(":")
+    number = int(port) + offset if int(port) else 0
+    server, _thread = start_http_server(number, addr=host or "0.0.0.0")
+    bound = int(server.server_port)
+    log.info("metrics endpoint", extra={"address": f"{host}:{bound}", "path": "/metrics"})
+    return bound
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code: Any = context.code()
+    if code is None:
+        return "OK"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    for status in grpc.StatusCode:  # grpc.aio reports the code as its integer value
+        if status.value[0] == code:
+            return status.name
+    return "UNKNOWN"
+
+
+def _observe(service: str, method: str, code: str, started: float) -> None:
+    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+    RPC_HANDLED.labels(service, method, code).inc()
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every unary and server-streaming RPC by status code and observes its duration."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        service, method = _split(handler_call_details.method)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client- and bidi-streaming calls (reflection) are not measured
+
+    @staticmethod
+    def _unary(behavior: Any, service: str, method: str) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "UNKNOWN"
+            try:
+                response = await behavior(request, context)
+                code = _code_name(context)
+                return response
+            except grpc.aio.AbortError:
+                code = _code_name(context)
+                raise
+            finally:
+                _observe(service, method, code, started)
+
+        return wrapper
+
+    @staticmethod
+    def _stream(behavior: Any, service: str, method: str) -> Any:
+        if not inspect.isasyncgenfunction(behavior):
+            # A handler that sends with context.write() (the health Watch) is a plain coroutine.
+            return MetricsInterceptor._unary(behavior, service, method)
+
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code = "CANCELLED"  # a stream the client leaves ends by cancellation
+            try:
+                async for response in behavior(request, context):
+                    yield response
+                code = _code_name(context)
+            except grpc.aio.AbortError:
+                code = _code_name(context)
+                raise
+            finally:
+                _observe(service, method, code, started)
+
+        return wrapper
