@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,10 +19,11 @@ import httpx
 from protoserve.inference.v1 import inference_service_pb2 as pb
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
-from tests.reliability.system import System
+from tests.reliability.system import HAS_MONITORING, System
 
 IRIS = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 OK = "OK"
+FEEDBACK_AFTER = 1.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Actions:
         self.http = httpx.Client(base_url=system.gateway_url, timeout=30, headers=system.bearer("admin"))
         self.channels = [grpc.insecure_channel(system.address(name)) for name in system.services
                          if name.startswith("inference-")]
+        self.predictions: deque[tuple[float, str]] = deque(maxlen=1000)
         self.stubs = itertools.cycle([inference_service_pb2_grpc.InferenceServiceStub(c) for c in self.channels])
 
     def close(self) -> None:
@@ -92,7 +94,23 @@ class Actions:
         return OK if response.status_code == 200 else str(response.status_code)
 
     def rest_predict(self) -> str:
-        return self._rest("/v1/models/iris-knn:predict", {"rows": [IRIS]})
+        try:
+            response = self.http.post("/v1/models/iris-knn:predict", json={"rows": [IRIS], "skip_cache": True})
+        except httpx.TransportError as exc:
+            return type(exc).__name__
+        if response.status_code != 200:
+            return str(response.status_code)
+        prediction_id = response.json()["predictions"][0].get("prediction_id")
+        if prediction_id:  # where monitoring exists: feedback on it a little later
+            self.predictions.append((time.monotonic(), prediction_id))
+        return OK
+
+    def rest_feedback(self) -> str:
+        """Feedback on a prediction at least a second old, so monitoring has consumed its event."""
+        if not self.predictions or time.monotonic() - self.predictions[0][0] < FEEDBACK_AFTER:
+            return self.rest_predict()
+        _, prediction_id = self.predictions.popleft()
+        return self._rest("/v1/feedback", {"prediction_id": prediction_id, "label": "setosa"})
 
     def rest_sentiment(self) -> str:
         return self._rest("/v1/models/sentiment:predict", {"rows": [{"text": "a warm and funny film"}]})
@@ -112,7 +130,8 @@ class Actions:
     def mix(self) -> list[tuple[str, Action]]:
         return [("rest_predict", self.rest_predict), ("grpc_predict", self.grpc_predict),
                 ("rest_sentiment", self.rest_sentiment), ("rest_predict", self.rest_predict),
-                ("grpc_predict", self.grpc_predict), ("rest_explain", self.rest_explain)]
+                ("grpc_predict", self.grpc_predict), ("rest_explain", self.rest_explain),
+                *([("rest_feedback", self.rest_feedback)] if HAS_MONITORING else [])]
 
 
 class Load:

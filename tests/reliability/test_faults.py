@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability.faults import inject
-from tests.reliability.system import System
+from tests.reliability.system import HAS_MONITORING, System
 
 
-@pytest.mark.parametrize("target", ["inference-0", "explain", "gateway", "redis"])
+@pytest.mark.parametrize("target", ["inference-0", "explain", *(["monitoring"] if HAS_MONITORING else []), "gateway", "redis"])
 def test_recovers_from_kill(system: System, target: str) -> None:
     result = inject(system, target)
     assert result.recovered_seconds is not None, result.record.summary()
