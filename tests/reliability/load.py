@@ -13,13 +13,17 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 import httpx
 from protoserve.inference.v1 import inference_service_pb2 as pb
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
-from tests.reliability.system import HAS_MONITORING, System
+from tests.reliability.system import HAS_JOBS, HAS_MONITORING, System
+
+if TYPE_CHECKING:
+    from tests.reliability.jobs import JobLedger
 
 IRIS = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 OK = "OK"
@@ -73,13 +77,18 @@ Action = Callable[[], str]  # returns OK or the failure's code
 class Actions:
     """One client's calls; each thread of the load has its own (httpx and gRPC clients are per thread)."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, jobs: JobLedger | None = None) -> None:
         self.system = system
+        self.jobs = jobs
         self.http = httpx.Client(base_url=system.gateway_url, timeout=30, headers=system.bearer("admin"))
         self.channels = [grpc.insecure_channel(system.address(name)) for name in system.services
                          if name.startswith("inference-")]
         self.predictions: deque[tuple[float, str]] = deque(maxlen=1000)
         self.stubs = itertools.cycle([inference_service_pb2_grpc.InferenceServiceStub(c) for c in self.channels])
+        if jobs is not None:
+            from protoserve.jobs.v1 import job_service_pb2_grpc
+
+            self.job_stubs = [job_service_pb2_grpc.JobServiceStub(c) for c in self.channels]
 
     def close(self) -> None:
         self.http.close()
@@ -127,20 +136,31 @@ class Actions:
             return exc.code().name  # type: ignore[attr-defined, no-any-return]
         return OK
 
+    def grpc_job(self) -> str:
+        from tests.reliability.jobs import ROWS, submit
+
+        assert self.jobs is not None
+        return submit(self.job_stubs, self.jobs, [IRIS] * ROWS, self.system.metadata("predict"))
+
     def mix(self) -> list[tuple[str, Action]]:
         return [("rest_predict", self.rest_predict), ("grpc_predict", self.grpc_predict),
                 ("rest_sentiment", self.rest_sentiment), ("rest_predict", self.rest_predict),
                 ("grpc_predict", self.grpc_predict), ("rest_explain", self.rest_explain),
-                *([("rest_feedback", self.rest_feedback)] if HAS_MONITORING else [])]
+                *([("rest_feedback", self.rest_feedback)] if HAS_MONITORING else []),
+                *([("grpc_job", self.grpc_job)] if self.jobs is not None else [])]
 
 
 class Load:
     """``threads`` clients, each calling its mix in turn at ``rate / threads`` calls per second."""
 
-    def __init__(self, system: System, rate: float = 20.0, threads: int = 4,
-                 actions: Callable[[System], Actions] = Actions) -> None:
-        self.system, self.rate, self.threads_n, self.make_actions = system, rate, threads, actions
+    def __init__(self, system: System, rate: float = 20.0, threads: int = 4) -> None:
+        self.system, self.rate, self.threads_n = system, rate, threads
         self.record = Record()
+        self.jobs: JobLedger | None = None
+        if HAS_JOBS:
+            from tests.reliability.jobs import JobLedger
+
+            self.jobs = JobLedger()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -157,7 +177,7 @@ class Load:
             thread.join(60)
 
     def _run(self) -> None:
-        actions = self.make_actions(self.system)
+        actions = Actions(self.system, self.jobs)
         interval = self.threads_n / self.rate
         try:
             for kind, action in itertools.cycle(actions.mix()):
