@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from inference_svc.batching import BatchSettings, ModelBatcher
+from inference_svc.cache import PredictionCache
 from inference_svc.card import ModelCard
 from inference_svc.events import new_prediction_ids
 from inference_svc.inputs import InputLimits, rows_to_inputs
@@ -44,6 +45,7 @@ class PredictResult:
     card: ModelCard
     outputs: PredictionBatch
     prediction_ids: Sequence[str] = ()  # one per row, for feedback
+    cached: bool = False  # answered from the prediction cache
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class InferenceCore:
         self.limits = limits
         self.events = events
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        self.cache: PredictionCache | None = None  # set by the composition root when Redis is configured
         self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
         self._batchers: dict[tuple[str, str], ModelBatcher] = {}
 
@@ -82,7 +85,12 @@ class InferenceCore:
         return self.repository.get(model, version or None)
 
     async def predict_rows(
-        self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]], deadline: float | None = None
+        self,
+        model: str,
+        version: str | None,
+        rows: Sequence[Mapping[str, Any]],
+        deadline: float | None = None,
+        skip_cache: bool = False,
     ) -> PredictResult:
         started = time.perf_counter()
         loaded: LoadedModel | None = None
@@ -92,7 +100,7 @@ class InferenceCore:
         except ProtoserveError as exc:
             self._failed(model, loaded.version if loaded is not None else version, exc, started)
             raise
-        return await self.predict_inputs(loaded, inputs, deadline, started)
+        return await self.predict_inputs(loaded, inputs, deadline, started, use_cache=True, skip_cache=skip_cache)
 
     async def predict_tensors(
         self,
@@ -118,21 +126,35 @@ class InferenceCore:
         return TensorResult(loaded.card, {name: arrays[name] for name in names})
 
     async def predict_inputs(
-        self, loaded: LoadedModel, inputs: np.ndarray, deadline: float | None = None, started: float | None = None
+        self,
+        loaded: LoadedModel,
+        inputs: np.ndarray,
+        deadline: float | None = None,
+        started: float | None = None,
+        use_cache: bool = False,
+        skip_cache: bool = False,
     ) -> PredictResult:
         """Run a model on inputs that were validated against its card, batched with other callers'
         (deadline: time.monotonic() after which the request is dropped unrun; started: perf_counter
-        when the request arrived, for the latency its prediction events carry)."""
+        when the request arrived, for the latency its prediction events carry; use_cache: consult
+        the prediction cache, as protoserve's own Predict does unless the caller set skip_cache)."""
         started = time.perf_counter() if started is None else started
+
+        async def predict() -> PredictionBatch:
+            return await self._batcher(loaded).submit(inputs, deadline)
+
         try:
-            outputs = await self._batcher(loaded).submit(inputs, deadline)
+            if self.cache is None or not use_cache:
+                outputs, cached = await predict(), False
+            else:
+                outputs, cached = await self.cache.get_or_predict(loaded, inputs, predict, skip_cache)
         except ProtoserveError as exc:
             self._failed(loaded.name, loaded.version, exc, started)
             raise
         ids = new_prediction_ids(len(outputs))
         if self.events is not None:
             self.events.predictions(loaded.card, inputs, outputs, ids, time.perf_counter() - started)
-        return PredictResult(loaded.card, outputs, ids)
+        return PredictResult(loaded.card, outputs, ids, cached)
 
     def _failed(self, model: str, version: str | None, error: ProtoserveError, started: float) -> None:
         if self.events is not None:

@@ -29,7 +29,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
     async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         rows = [struct_to_row(row) for row in request.rows]
         deadline = deadline_after(context.time_remaining())
-        result = await self._core.predict_rows(request.model, request.version or None, rows, deadline)
+        result = await self._core.predict_rows(
+            request.model, request.version or None, rows, deadline, skip_cache=request.skip_cache
+        )
+        await context.send_initial_metadata((("protoserve-cache", "hit" if result.cached else "miss"),))
         return pb.PredictResponse(
             model=result.card.name, version=result.card.version, predictions=predictions_to_proto(result)
         )

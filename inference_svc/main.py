@@ -11,6 +11,7 @@ from inference_svc import events, grpc_api, v2_api
 from inference_svc.batching import BatchSettings
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
+from inference_svc.jobs.wiring import build_jobs
 from inference_svc.repository import ModelRepository
 from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
@@ -46,6 +47,7 @@ async def serve(
     core = build_core(settings, sync, publisher)
     if publisher is not None:
         publisher.start()
+    jobs = build_jobs(core)  # JobService and the prediction cache, both on Redis
 
     async def load() -> None:
         await asyncio.to_thread(core.repository.load_all)
@@ -67,6 +69,7 @@ async def serve(
 
     async def close() -> None:
         board.set(index, False)
+        await jobs.close()
         core.close()
         if publisher is not None:
             await publisher.close()
@@ -74,7 +77,7 @@ async def serve(
     options = ServerOptions(
         settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
     )
-    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready)]
+    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready), jobs.binding]
     interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
     await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
 

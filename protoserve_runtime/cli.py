@@ -60,12 +60,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         for spec in SERVICES:
             supervisor.start(spec.name, [sys.executable, "-m", spec.module], env)
             wait_ready(spec, timeout=120)
+        for index in range(args.job_workers):  # job workers have no port: they read the Redis Stream
+            supervisor.start(f"job-worker-{index + 1}", [sys.executable, "-m", "inference_svc.jobs.worker"], env)
         print("\nprotoserve is up:")
         where = f"  (embedded, AOF on, data in {data_dir / 'redis'})" if embedded else ""
         print(f"  {'redis':<12} {redis_url}{where}")
         for spec in SERVICES:
             hint = f"   try: {spec.hint.format(address=spec.address)}" if spec.hint else ""
             print(f"  {spec.name:<12} {spec.protocol}://{spec.address}{hint}")
+        print(f"  {'job workers':<12} {args.job_workers} (reading the job stream in Redis)")
         _print_auth_state()
         print("Press Ctrl-C to stop.\n", flush=True)
         while not stopping:
@@ -84,6 +87,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
         print("stopped.", file=sys.stderr)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from inference_svc.jobs.worker import main as worker_main
+
+    worker_main()
+    return 0
 
 
 def _print_auth_state() -> None:
@@ -215,11 +225,16 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", help="where the embedded Redis keeps its data (default .protoserve)")
     up.add_argument("--redis-port", type=int, default=0, help="port of the embedded Redis (default: a free one)")
     up.add_argument("--skip-build", action="store_true", help="do not build missing built-in models")
+    up.add_argument("--job-workers", type=int, default=1, metavar="N",
+                    help="job worker processes to start (default 1; 0 for none)")
     up.set_defaults(func=cmd_up)
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=[spec.name for spec in SERVICES])
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run one job worker in the foreground (needs PROTOSERVE_REDIS_URL)")
+    worker.set_defaults(func=cmd_worker)
 
     models = sub.add_parser("models", help="manage the model repository")
     models_sub = models.add_subparsers(dest="models_command", required=True)

@@ -41,8 +41,11 @@ def start_inference(model_repository: Path, log_dir: Path, **settings: str) -> S
 
 
 @pytest.fixture(scope="session")
-def inference_service(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    service = start_inference(model_repository, tmp_path_factory.mktemp("inference"))
+def inference_service(
+    model_repository: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    # With Redis, as `protoserve up` runs it: JobService answers and Predict is cached.
+    service = start_inference(model_repository, tmp_path_factory.mktemp("inference"), PROTOSERVE_REDIS_URL=redis_url)
     yield service
     service.terminate()
 

@@ -1,0 +1,207 @@
+"""A job worker: one process that takes jobs from the Redis Stream and predicts them in batches.
+
+It reads with the consumer group (XREADGROUP), first reclaiming any job whose worker went quiet
+for the visibility timeout (XAUTOCLAIM). Each batch's results are written as pages of this run,
+then progress is recorded (which also renews the claim); the job is completed and the message
+acknowledged last, in one script that only succeeds while this run still owns the job. The
+model runs through the inference service's own repository and core: no second copy of model logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from inference_svc.batch_codec import decode_arrays, encode_batch
+from inference_svc.core import InferenceCore
+from inference_svc.jobs import scripts
+from inference_svc.jobs.payload import batches
+from inference_svc.jobs.record import JobKeys, JobRecord
+from inference_svc.jobs.settings import JobSettings
+from inference_svc.model import LoadedModel
+from inference_svc.redis_client import RedisSettings, sync_client
+from protoserve_runtime.errors import NotFound, ProtoserveError
+
+log = logging.getLogger(__name__)
+READ_BLOCK_MS = 1000
+
+
+def ensure_group(client: redis.Redis, keys: JobKeys) -> None:
+    try:  # from id 0: jobs queued before any worker existed are read too
+        client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)
+    except redis.exceptions.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class Worker:
+    def __init__(
+        self, inference: InferenceCore, client: redis.Redis, keys: JobKeys, settings: JobSettings, consumer: str
+    ) -> None:
+        self.inference = inference
+        self.client = client
+        self.keys = keys
+        self.settings = settings
+        self.consumer = consumer
+        self.stop = threading.Event()
+        self._claim = client.register_script(scripts.CLAIM)
+        self._progress = client.register_script(scripts.PROGRESS)
+        self._finish = client.register_script(scripts.FINISH)
+        self._release = client.register_script(scripts.RELEASE)
+        self._autoclaim_cursor = "0-0"
+        self._written = 0  # result pages written by the current run
+
+    def run(self) -> None:
+        log.info("worker ready", extra={"consumer": self.consumer, "stream": self.keys.stream})
+        while not self.stop.is_set():
+            try:
+                message = self.next_message()
+                if message is not None:
+                    self.process(*message)
+            except redis.exceptions.ConnectionError as exc:
+                log.warning("Redis unreachable; retrying", extra={"error": repr(exc)})
+                self.stop.wait(1.0)
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                ensure_group(self.client, self.keys)  # the stream was lost (a Redis without AOF)
+            except Exception:  # a bug must not stop the worker; the job stays pending and is retried
+                log.exception("worker loop error")
+                self.stop.wait(1.0)
+        log.info("worker stopped", extra={"consumer": self.consumer})
+
+    def next_message(self) -> tuple[str, str] | None:
+        """(message id, job id): a job left by a silent worker first, else a new one."""
+        min_idle = int(self.settings.job_visibility_timeout_seconds * 1000)
+        reply = self.client.xautoclaim(
+            self.keys.stream, self.keys.group, self.consumer, min_idle, start_id=self._autoclaim_cursor, count=1
+        )
+        self._autoclaim_cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        entries = reply[1]
+        if not entries:
+            read: Any = self.client.xreadgroup(
+                self.keys.group, self.consumer, {self.keys.stream: ">"}, count=1, block=READ_BLOCK_MS
+            )
+            entries = read[0][1] if read else []
+        else:
+            log.info("reclaimed a job from a silent worker", extra={"stream_message": entries[0][0]})
+        for message_id, fields in entries:
+            msg = message_id.decode()
+            if not fields:  # deleted under us: nothing to do but drop it from the pending list
+                self.client.xack(self.keys.stream, self.keys.group, msg)
+                continue
+            return msg, fields[b"job"].decode()
+        return None
+
+    def _call(self, script: Any, job_id: str, msg: str, token: str, *extra: object, client: Any = None) -> Any:
+        keys = [self.keys.record(job_id), self.keys.input(job_id), self.keys.stream, self.keys.events, self.keys.dead_letter]
+        args = [self.keys.group, msg, token, time.time(), self.settings.job_ttl_seconds, self.keys.idempotency(""), *extra]
+        return script(keys=keys, args=args, client=client)
+
+    def process(self, msg: str, job_id: str) -> None:
+        token = uuid.uuid4().hex
+        outcome = self._call(self._claim, job_id, msg, token, self.consumer, self.settings.job_max_attempts).decode()
+        if outcome != "ok":
+            log.info("job not run", extra={"job": job_id, "reason": outcome})
+            return
+        record = JobRecord.from_hash(self.client.hgetall(self.keys.record(job_id)))  # type: ignore[arg-type]
+        log.info("job started", extra={"job": job_id, "model": record.model, "version": record.version,
+                                       "rows": record.rows_total, "attempt": record.attempts})
+        self._written = 0
+        try:
+            self._predict(record, msg, token)
+        except ProtoserveError as exc:  # the job cannot succeed: no retry
+            self._drop_pages(job_id, token, self._written)
+            self._call(self._release, job_id, msg, token, "fail", exc.message, self.settings.job_max_attempts)
+            log.warning("job failed", extra={"job": job_id, "error": exc.message})
+        except redis.exceptions.ConnectionError:
+            raise  # the message stays pending; it is reclaimed after the visibility timeout
+        except Exception as exc:
+            log.exception("job attempt failed", extra={"job": job_id})
+            self._drop_pages(job_id, token, self._written)
+            self._call(self._release, job_id, msg, token, "retry", f"{type(exc).__name__}: {exc}", self.settings.job_max_attempts)
+
+    def _predict(self, record: JobRecord, msg: str, token: str) -> None:
+        """Run the job, counting the result pages written in self._written."""
+        model = self._model(record.model, record.version)
+        blob = self.client.get(self.keys.input(record.job_id))
+        if blob is None:
+            raise NotFound(f"the input of job {record.job_id} is gone")
+        inputs = decode_arrays(blob)["inputs"]  # type: ignore[arg-type]
+        page_size = record.page_size
+        pages = 0
+        for start, stop in batches(len(inputs), self.settings.job_batch_size):
+            if self.stop.is_set():  # asked to stop: hand the job back, not counted as an attempt
+                self._drop_pages(record.job_id, token, pages)
+                self._call(self._release, record.job_id, msg, token, "shutdown", "", self.settings.job_max_attempts)
+                log.info("job handed back on shutdown", extra={"job": record.job_id})
+                return
+            outputs = model.predict(inputs[start:stop])
+            pipe = self.client.pipeline(transaction=False)
+            for offset in range(0, len(outputs), page_size):
+                page = encode_batch(outputs.take(offset, offset + page_size))
+                pipe.set(self.keys.page(record.job_id, token, pages), page, ex=self.settings.job_ttl_seconds)
+                pages += 1
+            self._written = pages
+            self._call(self._progress, record.job_id, msg, token, stop, self.consumer, client=pipe)
+            outcome = pipe.execute()[-1].decode()
+            if outcome != "ok":  # cancelled, or another run owns the job now
+                self._drop_pages(record.job_id, token, pages)
+                log.info("job stopped", extra={"job": record.job_id, "reason": "cancelled" if outcome == "stop" else outcome})
+                return
+        if self._call(self._finish, record.job_id, msg, token, pages):
+            log.info("job succeeded", extra={"job": record.job_id, "rows": len(inputs)})
+        else:
+            self._drop_pages(record.job_id, token, pages)
+
+    def _model(self, name: str, version: str) -> LoadedModel:
+        try:
+            return self.inference.resolve(name, version)
+        except NotFound:  # a version added after this worker started
+            self.inference.repository.load(name, version)
+            return self.inference.resolve(name, version)
+
+    def _drop_pages(self, job_id: str, token: str, pages: int) -> None:
+        if pages:
+            self.client.delete(*(self.keys.page(job_id, token, page) for page in range(pages)))
+
+
+def main() -> None:
+    from inference_svc.main import build_core
+    from inference_svc.settings import InferenceSettings
+    from protoserve_runtime import logging as json_logging
+    from protoserve_runtime.settings import from_env
+
+    inference_settings = from_env(InferenceSettings)
+    redis_settings = from_env(RedisSettings)
+    job_settings = from_env(JobSettings)
+    json_logging.configure("worker", inference_settings.log_level)
+    if not redis_settings.url:
+        print("protoserve worker needs Redis: set PROTOSERVE_REDIS_URL or REDIS_URL", file=sys.stderr)
+        sys.exit(2)
+    core = build_core(inference_settings)
+    core.repository.load_all()
+    client = sync_client(redis_settings.url)
+    keys = JobKeys(redis_settings.redis_prefix)
+    ensure_group(client, keys)
+    worker = Worker(core, client, keys, job_settings, f"{socket.gethostname()}-{os.getpid()}")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop.set())
+    try:
+        worker.run()
+    finally:
+        client.close()
+        core.close()
+
+
+if __name__ == "__main__":
+    main()
