@@ -26,6 +26,12 @@ class SoakResult:
         return {name: self.at_end[name][0] / rss - 1 for name, (rss, _) in self.after_warmup.items()
                 if name in self.at_end}
 
+    def grown(self, relative: float = 0.05, floor: int = 2 << 20) -> dict[str, float]:
+        """Processes whose RSS grew by more than ``relative`` and by more than ``floor`` bytes (the
+        floor keeps a 5 MiB Redis from failing on one allocator arena)."""
+        return {name: g for name, g in self.rss_growth().items()
+                if g >= relative and self.at_end[name][0] - self.after_warmup[name][0] > floor}
+
     def fd_growth(self) -> dict[str, int]:
         return {name: self.at_end[name][1] - fds for name, (_, fds) in self.after_warmup.items() if name in self.at_end}
 
