@@ -31,6 +31,7 @@ def main() -> None:
         print(f"| {name.split('/')[0]} | {rss / 2**20:.1f} | {end_rss / 2**20:.1f} | {growth.get(name, 0):+.1%} "
               f"| {fds} | {end_fds} |")
     print(f"\nRedis keys: {result.keys_after_warmup} after warm-up, {result.keys_at_end} at the end")
+    print(f"jobs lost: {result.jobs_lost}, jobs duplicated: {result.jobs_duplicated}")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ FINAL = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
 @dataclass
 class JobLedger:
     ids_by_key: dict[str, set[str]] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)  # acknowledged, not yet seen final
+    lost: list[str] = field(default_factory=list)  # final but not SUCCEEDED with every row, or gone
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, key: str, job_id: str) -> None:
         with self.lock:
             self.ids_by_key.setdefault(key, set()).add(job_id)
+            self.pending.add(job_id)
 
     @property
     def acknowledged(self) -> int:
@@ -58,24 +61,52 @@ def submit(stubs: list[pb_grpc.JobServiceStub], ledger: JobLedger, rows: list[di
     return first_failure
 
 
-def lost_jobs(stub: pb_grpc.JobServiceStub, ledger: JobLedger, metadata: tuple[tuple[str, str], ...],
-              timeout: float = 120.0) -> int:
-    """Acknowledged jobs that do not SUCCEED with every row within ``timeout`` (from now)."""
-    deadline = time.monotonic() + timeout
-    lost = 0
-    for ids in list(ledger.ids_by_key.values()):
-        for job_id in ids:
-            while True:
-                try:
-                    job = stub.GetJob(pb.GetJobRequest(job_id=job_id, skip_results=True), metadata=metadata,
-                                      timeout=10).job
-                except grpc.RpcError:
-                    job = None
-                if job is not None and job.state in FINAL:
-                    lost += job.state != pb.JOB_STATE_SUCCEEDED or job.rows_done != ROWS
-                    break
-                if time.monotonic() > deadline:
-                    lost += 1
-                    break
+def check_pending(stub: pb_grpc.JobServiceStub, ledger: JobLedger, metadata: tuple[tuple[str, str], ...]) -> None:
+    """One pass over the pending jobs: those now final leave the ledger's pending set.
+
+    Run often (finished jobs expire after PROTOSERVE_JOB_TTL_SECONDS): a job NOT_FOUND once
+    acknowledged is lost (its record is gone before anyone saw it finish)."""
+    for job_id in sorted(ledger.pending):
+        try:
+            job = stub.GetJob(pb.GetJobRequest(job_id=job_id, skip_results=True), metadata=metadata, timeout=10).job
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                with ledger.lock:
+                    ledger.pending.discard(job_id)
+                    ledger.lost.append(job_id)
+            continue  # Redis or the replica is down: ask again on the next pass
+        if job.state in FINAL:
+            with ledger.lock:
+                ledger.pending.discard(job_id)
+                if job.state != pb.JOB_STATE_SUCCEEDED or job.rows_done != ROWS:
+                    ledger.lost.append(job_id)
+
+
+class Verifier:
+    """Checks pending jobs in the background while the load runs, then awaits the rest."""
+
+    def __init__(self, address: str, ledger: JobLedger, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.address, self.ledger, self.metadata = address, ledger, metadata
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with grpc.insecure_channel(self.address) as channel:
+            stub = pb_grpc.JobServiceStub(channel)
+            while not self._stop.wait(0.5):
+                check_pending(stub, self.ledger, self.metadata)
+
+    def finish(self, timeout: float = 120.0) -> None:
+        """Stop the background passes and wait for every pending job; those left are lost."""
+        self._stop.set()
+        self._thread.join(60)
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = pb_grpc.JobServiceStub(channel)
+            while self.ledger.pending and time.monotonic() < deadline:
+                check_pending(stub, self.ledger, self.metadata)
                 time.sleep(0.2)
-    return lost
+        with self.ledger.lock:
+            self.ledger.lost.extend(sorted(self.ledger.pending))
+            self.ledger.pending.clear()

@@ -165,6 +165,11 @@ class Load:
         self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> Load:
+        if self.jobs is not None:
+            from tests.reliability.jobs import Verifier
+
+            # asks the replica that fault tests never kill
+            self.verifier = Verifier(self.system.address("inference-1"), self.jobs, self.system.metadata("predict"))
         for _ in range(self.threads_n):
             thread = threading.Thread(target=self._run, daemon=True)
             thread.start()
@@ -175,6 +180,8 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(60)
+        if self.jobs is not None:
+            self.verifier.finish()
 
     def _run(self) -> None:
         actions = Actions(self.system, self.jobs)

@@ -20,6 +20,8 @@ class SoakResult:
     at_end: dict[str, tuple[int, int]]
     keys_after_warmup: int
     keys_at_end: int
+    jobs_lost: int = 0
+    jobs_duplicated: int = 0
 
     def rss_growth(self) -> dict[str, float]:
         """Relative RSS growth of each process alive at both samples."""
@@ -51,4 +53,7 @@ def soak(system: System, seconds: float, warmup: float, rate: float = 20.0) -> S
         after_warmup, keys_after_warmup = system.resources(), redis_keys(system)
         time.sleep(max(0.0, seconds - warmup))
         at_end, keys_at_end = system.resources(), redis_keys(system)
-    return SoakResult(load.record, time.monotonic() - start, after_warmup, at_end, keys_after_warmup, keys_at_end)
+    result = SoakResult(load.record, time.monotonic() - start, after_warmup, at_end, keys_after_warmup, keys_at_end)
+    if load.jobs is not None:
+        result.jobs_lost, result.jobs_duplicated = len(load.jobs.lost), load.jobs.duplicated()
+    return result
