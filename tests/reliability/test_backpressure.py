@@ -28,19 +28,15 @@ def small_queue(model_repository: Path,
     replica.terminate()
 
 
-def test_excess_grpc_calls_get_resource_exhausted_not_timeouts(small_queue: tuple[ServiceProcess, GatewayProcess]) -> None:
-    replica, _ = small_queue
-    sustainable = asyncio.run(capacity(replica.address, seconds=3, concurrency=2))
-    offered = asyncio.run(offer_grpc(replica.address, rate=max(8.0, sustainable * 4), seconds=3))
-    codes = offered.codes()
-    assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}, codes
-    assert codes["OK"] > 0 and codes["RESOURCE_EXHAUSTED"] > 0, codes
-
-
-def test_excess_http_calls_get_429_not_timeouts(small_queue: tuple[ServiceProcess, GatewayProcess]) -> None:
+@pytest.mark.parametrize("path", ["grpc", "http"])
+def test_excess_calls_are_refused_at_once_not_left_to_time_out(small_queue: tuple[ServiceProcess, GatewayProcess],
+                                                                path: str) -> None:
     replica, gateway = small_queue
     sustainable = asyncio.run(capacity(replica.address, seconds=3, concurrency=2))
-    offered = asyncio.run(offer_http(gateway.url, rate=max(8.0, sustainable * 4), seconds=3))
+    rate = max(8.0, sustainable * 4)
+    offered = asyncio.run(offer_grpc(replica.address, rate, seconds=3) if path == "grpc"
+                          else offer_http(gateway.url, rate, seconds=3))
+    refused = "RESOURCE_EXHAUSTED" if path == "grpc" else "429"
     codes = offered.codes()
-    assert set(codes) <= {"OK", "429"}, codes
-    assert codes["OK"] > 0 and codes["429"] > 0, codes
+    assert set(codes) <= {"OK", refused}, codes
+    assert codes["OK"] > 0 and codes[refused] > 0, codes
