@@ -116,9 +116,14 @@ class Actions:
 
     def rest_feedback(self) -> str:
         """Feedback on a prediction at least a second old, so monitoring has consumed its event."""
-        if not self.predictions or time.monotonic() - self.predictions[0][0] < FEEDBACK_AFTER:
+        ready = [p for p in self.predictions if time.monotonic() - p[0] >= FEEDBACK_AFTER]
+        if not ready:
             return self.rest_predict()
-        _, prediction_id = self.predictions.popleft()
+        # the newest one old enough; older ones are dropped (made while Redis or monitoring was
+        # down, their events are gone by design and their feedback would be NOT_FOUND for good)
+        _, prediction_id = ready[-1]
+        for _ in ready:
+            self.predictions.popleft()
         return self._rest("/v1/feedback", {"prediction_id": prediction_id, "label": "setosa"})
 
     def rest_sentiment(self) -> str:

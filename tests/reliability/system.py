@@ -113,6 +113,7 @@ class System:
                "PROTOSERVE_REDIS_PREFIX": f"rel-{uuid.uuid4().hex[:8]}", "PROTOSERVE_INFERENCE_WORKERS": "1",
                **{f"PROTOSERVE_{s}_METRICS_ADDRESS": "127.0.0.1:0" for s in ("INFERENCE", "EXPLAIN", "MONITORING")},
                "PROTOSERVE_JOB_TTL_SECONDS": "15",  # finished jobs expire within a soak's warm-up
+               "PROTOSERVE_MONITORING_FEEDBACK_TTL_SECONDS": "15",  # and so do feedback records
                **settings}
         try:
             system._start_all(env, replicas, workers)
