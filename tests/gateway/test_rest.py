@@ -41,10 +41,23 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, str], dict[str, Any] | None]]] = {
     "/protoserve.monitoring.v1.MonitoringService/RecordFeedback": [
         ("/v1/feedback", {}, {"prediction_id": "no-such-prediction", "label": "setosa"}),
     ],
+    # No job worker runs beside these tests, so a submitted job stays QUEUED and answers alike
+    # over both; the idempotency key makes the second submit return the first job.
+    "/protoserve.jobs.v1.JobService/SubmitJob": [
+        ("/v1/jobs", {}, {"model": "iris-knn", "rows": [IRIS_ROW], "idempotency_key": "rest-vs-grpc"}),
+    ],
+    "/protoserve.jobs.v1.JobService/ListJobs": [("/v1/jobs", {"page_size": "1"}, None)],
+    "/protoserve.jobs.v1.JobService/GetJob": [("/v1/jobs/no-such-job", {}, None)],
+    "/protoserve.jobs.v1.JobService/CancelJob": [("/v1/jobs/no-such-job", {}, None)],
 }
 # Examples that answer an error the same way over both: feedback needs a prediction the monitoring
 # service has consumed (tests/monitoring covers the success).
-EXPECTED_ERRORS = {"/protoserve.monitoring.v1.MonitoringService/RecordFeedback": (404, grpc.StatusCode.NOT_FOUND)}
+# A known job's GetJob and CancelJob are compared in test_job_routes_answer_what_grpc_answers.
+EXPECTED_ERRORS = {
+    "/protoserve.monitoring.v1.MonitoringService/RecordFeedback": (404, grpc.StatusCode.NOT_FOUND),
+    "/protoserve.jobs.v1.JobService/GetJob": (404, grpc.StatusCode.NOT_FOUND),
+    "/protoserve.jobs.v1.JobService/CancelJob": (404, grpc.StatusCode.NOT_FOUND),
+}
 
 
 def _grpc_request(route_path: str, route: Any, query: dict[str, str], body: dict[str, Any] | None) -> Any:
@@ -86,6 +99,26 @@ def _without_ids(answer: Any) -> Any:
     if isinstance(answer, dict) and "predictions" in answer:
         assert all(p.pop("prediction_id") for p in answer["predictions"])
     return answer
+
+
+def test_job_routes_answer_what_grpc_answers(http: httpx.Client, inference_address: str) -> None:
+    from protoserve.jobs.v1 import job_service_pb2 as jobs_pb
+    from protoserve.jobs.v1 import job_service_pb2_grpc as jobs_grpc
+
+    submitted = http.post("/v1/jobs", json={"model": "iris-knn", "rows": [IRIS_ROW, IRIS_ROW]})
+    assert submitted.status_code == 200, submitted.text
+    job_id = submitted.json()["job"]["job_id"]
+    with grpc.insecure_channel(inference_address) as channel:
+        stub = jobs_grpc.JobServiceStub(channel)
+        cancelled = http.delete(f"/v1/jobs/{job_id}")
+        assert cancelled.status_code == 200 and cancelled.json()["job"]["state"] == "JOB_STATE_CANCELLED"
+        fetched = http.get(f"/v1/jobs/{job_id}")
+        assert fetched.json() == to_json(stub.GetJob(jobs_pb.GetJobRequest(job_id=job_id), timeout=30))
+        again = http.delete(f"/v1/jobs/{job_id}")  # a finished job cannot be cancelled
+        assert again.status_code == 409 and again.json()["code"] == "FAILED_PRECONDITION"
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.CancelJob(jobs_pb.CancelJobRequest(job_id=job_id), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_predict_field_names_and_defaults(http: httpx.Client) -> None:
