@@ -7,6 +7,7 @@ message names the field too, so callers that only read the message still learn w
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -95,3 +96,65 @@ def translate_stream_errors(method: F) -> F:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
 
     return wrapper  # type: ignore[return-value]
+
+
+class _Undecodable:
+    """What the tolerant deserializer hands on for bytes that are not a valid request message."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class UndecodableRequestInterceptor(grpc.aio.ServerInterceptor):
+    """Answers INVALID_ARGUMENT to request bytes that do not parse (corrupt wire format, invalid
+    UTF-8 in a string, nesting beyond the parser's depth limit); grpc.aio alone answers UNKNOWN.
+
+    Installed innermost, so that authentication still runs first on such calls.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as exc:  # DecodeError and its kin: the caller's bytes, not a bug
+                return _Undecodable(str(exc) or type(exc).__name__)
+
+        async def refuse(request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
+
+        if handler.response_streaming:
+            inner = handler.unary_stream
+            if inspect.isasyncgenfunction(inner):
+                async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                    if isinstance(request, _Undecodable):
+                        await refuse(request, context)
+                    async for item in inner(request, context):
+                        yield item
+                behavior = stream
+            else:
+                async def writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                    if isinstance(request, _Undecodable):
+                        return await refuse(request, context)
+                    return await inner(request, context)
+                behavior = writer
+            return grpc.unary_stream_rpc_method_handler(behavior, request_deserializer=deserialize,
+                                                        response_serializer=handler.response_serializer)
+        inner_unary = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                return await refuse(request, context)
+            result = inner_unary(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+        return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=deserialize,
+                                                   response_serializer=handler.response_serializer)

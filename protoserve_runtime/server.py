@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from protoserve_runtime import server_info, tls
+from protoserve_runtime.grpc_errors import UndecodableRequestInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class GrpcServer:
         self.health = HealthServicer()
         self._server = grpc.aio.server(
             options=channel_options(options.max_message_bytes, options.reuse_port),
-            interceptors=list(interceptors),
+            interceptors=[*interceptors, UndecodableRequestInterceptor()],
         )
         for service in services:
             service.add(self._server)
