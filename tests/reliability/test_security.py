@@ -33,6 +33,7 @@ NAMED_ROUTE_SCOPES = {
     "healthz": OPEN, "openapi": OPEN, "docs_page": OPEN, "config": OPEN, "<lambda>": OPEN, "live": OPEN,
     "ready": OPEN, "server_metadata": "predict", "model_metadata": "predict", "model_ready": "predict",
     "infer": "predict", "repository_index": "predict", "load": ADMIN, "unload": ADMIN,
+    "download": "predict",  # a job's results as CSV or JSON lines (gateway/jobs_rest.py)
 }
 ROUTE_LISTING = """
 import json
