@@ -1,7 +1,9 @@
 """The built-in models: how each is trained, from data the project has, deterministically.
 
-Each recipe returns the fitted estimator and its card; held-out metrics are measured on a split
-that the estimator never saw.
+Each recipe is data (the rows the project ships), an estimator made from parameters, and a card
+template; ``build`` fits the estimator on a split and measures held-out metrics on rows the
+estimator never saw. Training runs (inference_svc/training/) reuse the same parts, so a run on
+the built-in data with the default parameters makes the model ``protoserve models build`` makes.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,45 @@ from sklearn.preprocessing import StandardScaler
 
 from inference_svc.builtin.sentiment_data import SENTIMENT_SOURCE, load_sentiment_corpus
 from inference_svc.builtin.text_features import VaderLexiconFeatures
-from inference_svc.card import Feature, ModelCard
+from inference_svc.card import Feature, ModelCard, Task
 
 CONFIG_PATH = Path(__file__).with_name("recipes.toml")
+Params = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class BuiltModel:
     estimator: Any
     card: ModelCard
+
+
+@dataclass(frozen=True)
+class RecipeData:
+    """A recipe's rows: x a float matrix (rows x features) or a 1-D object array of texts, y the
+    answers, strata the key the split is stratified by (None: not stratified), domains the group
+    of each row that gets its own held-out accuracy (None: no groups)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    strata: list[str] | None = None
+    domains: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    task: Task
+    data: Callable[[Params], RecipeData]
+    estimator: Callable[[Params, int], Any]  # unfitted, from parameters and the split's seed
+    template: Callable[[Params], ModelCard]  # the card before training: no metrics, no sample
+    algorithm: Callable[[Params, Any], str]  # from parameters and the fitted estimator
+    # Parameters that define the model's inputs: fixed once the model exists.
+    input_params: tuple[str, ...] = ()
+
+    def check(self, params: Params) -> None:
+        """Raise ValueError naming a parameter whose value the recipe cannot use."""
+        if self.name == "iris-knn" and params["metric"] not in ("euclidean", "manhattan"):
+            raise ValueError("iris-knn: metric must be euclidean or manhattan")
 
 
 def load_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
@@ -51,14 +83,25 @@ def fingerprint(*arrays: Any) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _classification_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+def classification_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     return {
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
         "f1_macro": round(float(f1_score(y_true, y_pred, average="macro")), 4),
     }
 
 
-def _reference(x: Any, names: Sequence[str], rows: int, seed: int) -> dict[str, list[Any]]:
+def regression_metrics(y_true: Any, mean: Any, std: Any | None) -> dict[str, float]:
+    metrics = {
+        "rmse": round(float(np.sqrt(mean_squared_error(y_true, mean))), 4),
+        "mae": round(float(mean_absolute_error(y_true, mean)), 4),
+        "r2": round(float(r2_score(y_true, mean)), 4),
+    }
+    if std is not None:
+        metrics["coverage_95"] = round(float((np.abs(y_true - mean) <= 1.96 * std).mean()), 4)
+    return metrics
+
+
+def reference_sample(x: Any, names: Sequence[str], rows: int, seed: int) -> dict[str, list[Any]]:
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(x), size=min(rows, len(x)), replace=False)
     if np.asarray(x).ndim == 1:
@@ -66,138 +109,198 @@ def _reference(x: Any, names: Sequence[str], rows: int, seed: int) -> dict[str, 
     return {name: [round(float(x[i, j]), 6) for i in picked] for j, name in enumerate(names)}
 
 
-def build_iris_knn(config: dict[str, Any]) -> BuiltModel:
-    own, split = config["iris-knn"], config["split"]
+def held_out_metrics(recipe_task: Task, estimator: Any, x_test: Any, y_test: Any,
+                     domains: Sequence[str] | None = None) -> dict[str, float]:
+    if recipe_task == "regression":
+        try:
+            mean, std = estimator.predict(x_test, return_std=True)
+        except TypeError:  # the estimator gives no uncertainty
+            mean, std = estimator.predict(x_test), None
+        return regression_metrics(y_test, mean, std)
+    predicted = estimator.predict(x_test)
+    metrics = classification_metrics(y_test, predicted)
+    if domains is not None:
+        groups = np.asarray(domains)
+        for domain in sorted(set(domains)):
+            mask = groups == domain
+            metrics[f"accuracy_{domain}"] = round(float(accuracy_score(y_test[mask], predicted[mask])), 4)
+    return metrics
+
+
+# --- iris-knn ---------------------------------------------------------------------------------
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def _iris_data(params: Params) -> RecipeData:
     data = load_iris()
-    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    labels = [str(n) for n in data.target_names]
-    y = np.array(labels)[data.target]
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data, y, test_size=split["test_size"], random_state=split["random_state"], stratify=y
-    )
-    params = {"n_neighbors": int(own["n_neighbors"]), "metric": str(own["metric"])}
-    if params["metric"] not in ("euclidean", "manhattan"):
-        raise ValueError("iris-knn: metric must be euclidean or manhattan")
-    model = KNeighborsClassifier(**params).fit(x_train, y_train)
-    card = ModelCard(
-        name="iris-knn",
-        version="1",
-        task="classification",
+    y = np.array([str(n) for n in data.target_names])[data.target]
+    return RecipeData(data.data, y, strata=[str(v) for v in y])
+
+
+def _iris_template(params: Params) -> ModelCard:
+    return ModelCard(
+        name="iris-knn", version="1", task="classification",
         description="Iris species from flower measurements, by k-nearest neighbours.",
-        inputs=tuple(Feature(n, "double", f"{n.replace('_', ' ')} in centimetres") for n in names),
-        labels=tuple(str(c) for c in model.classes_),
-        metrics=_classification_metrics(y_test, model.predict(x_test)),
+        inputs=tuple(Feature(n, "double", f"{n.replace('_', ' ')} in centimetres") for n in IRIS_FEATURES),
         training_data="Iris data set (Fisher, 1936), as bundled with scikit-learn (BSD-3-Clause).",
-        algorithm=f"KNeighborsClassifier(n_neighbors={params['n_neighbors']}, metric={params['metric']})",
-        reference_sample=_reference(x_train, names, split["reference_rows"], split["random_state"]),
-        training={"recipe": "iris-knn", "params": params, "data": fingerprint(data.data, y),
-                  "train_rows": len(x_train), "test_rows": len(x_test)},
     )
-    return BuiltModel(model, card)
 
 
-def build_sentiment(config: dict[str, Any]) -> BuiltModel:
-    own, split = config["sentiment"], config["split"]
-    corpus = load_sentiment_corpus(float(own["neutral_threshold"]))
-    texts, y = np.array(corpus.texts, dtype=object), np.array(corpus.labels)
+# --- sentiment --------------------------------------------------------------------------------
+def _sentiment_data(params: Params) -> RecipeData:
+    corpus = load_sentiment_corpus(float(params["neutral_threshold"]))
     strata = [f"{d}:{label}" for d, label in zip(corpus.domains, corpus.labels)]
-    indices = np.arange(len(texts))
-    train, test = train_test_split(indices, test_size=split["test_size"], random_state=split["random_state"], stratify=strata)
-    model = Pipeline([
+    return RecipeData(np.array(corpus.texts, dtype=object), np.array(corpus.labels), strata, corpus.domains)
+
+
+def _sentiment_estimator(params: Params, seed: int) -> Any:
+    return Pipeline([
         ("features", FeatureUnion(
             [("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
              ("lexicon", VaderLexiconFeatures())],
-            transformer_weights={"lexicon": float(own["lexicon_weight"])},
+            transformer_weights={"lexicon": float(params["lexicon_weight"])},
         )),
-        ("classifier", LogisticRegression(C=float(own["regularization_c"]), max_iter=3000)),
-    ]).fit(texts[train], y[train])
-    predicted = model.predict(texts[test])
-    metrics = _classification_metrics(y[test], predicted)
-    domains = np.array(corpus.domains)[test]
-    for domain in sorted(set(domains)):
-        mask = domains == domain
-        metrics[f"accuracy_{domain}"] = round(float(accuracy_score(y[test][mask], predicted[mask])), 4)
-    card = ModelCard(
-        name="sentiment",
-        version="1",
-        task="classification",
+        ("classifier", LogisticRegression(C=float(params["regularization_c"]), max_iter=3000)),
+    ])
+
+
+def _sentiment_template(params: Params) -> ModelCard:
+    return ModelCard(
+        name="sentiment", version="1", task="classification",
         description="Sentiment of English text: negative, neutral or positive, with a score.",
         inputs=(Feature("text", "string", "The text to classify: a post, a review, a sentence of news opinion.", 5000),),
-        labels=tuple(str(c) for c in model.classes_),
-        metrics=metrics,
         training_data=SENTIMENT_SOURCE,
-        algorithm="TF-IDF word 1-2 grams + VADER lexicon scores -> multinomial LogisticRegression",
-        reference_sample=_reference(texts[train], ["text"], split["reference_rows"], split["random_state"]),
-        training={"recipe": "sentiment", "params": own, "data": fingerprint(texts, y),
+    )
+
+
+# --- regression-gp ----------------------------------------------------------------------------
+GP_DESCRIPTIONS = {"age": "age in years", "bmi": "body mass index", "bp": "average blood pressure (mm Hg)",
+                   "s5": "log of serum triglycerides level", "s1": "total serum cholesterol",
+                   "s2": "low-density lipoproteins", "s3": "high-density lipoproteins",
+                   "s4": "total cholesterol / HDL", "s6": "blood sugar level", "sex": "sex"}
+
+
+def _gp_data(params: Params) -> RecipeData:
+    data = load_diabetes(scaled=False)
+    columns = [list(data.feature_names).index(str(n)) for n in params["features"]]
+    return RecipeData(data.data[:, columns], data.target)
+
+
+def _gp_estimator(params: Params, seed: int) -> Any:
+    kernel = ConstantKernel(1.0) * RBF(length_scale=np.ones(len(params["features"]))) + WhiteKernel(1.0)
+    return Pipeline([
+        ("scale", StandardScaler()),
+        ("gp", GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)),
+    ])
+
+
+def _gp_template(params: Params) -> ModelCard:
+    names = [str(n) for n in params["features"]]
+    return ModelCard(
+        name="regression-gp", version="1", task="regression",
+        description="Disease progression one year after baseline (diabetes), with predictive variance.",
+        inputs=tuple(Feature(n, "double", GP_DESCRIPTIONS.get(n, n)) for n in names),
+        training_data="Diabetes data set (Efron et al., 2004), as bundled with scikit-learn (BSD-3-Clause).",
+    )
+
+
+# --- risk -------------------------------------------------------------------------------------
+def _risk_data(params: Params) -> RecipeData:
+    data = load_breast_cancer()
+    y = np.array([str(n) for n in data.target_names])[data.target]
+    return RecipeData(data.data, y, strata=[str(v) for v in y])
+
+
+def _risk_params(params: Params) -> Params:
+    return {k: params[k] for k in ("n_estimators", "max_depth", "learning_rate")}
+
+
+def _risk_template(params: Params) -> ModelCard:
+    return ModelCard(
+        name="risk", version="1", task="classification",
+        description="Risk that a breast mass is malignant, from 30 measurements of cell nuclei.",
+        inputs=tuple(Feature(str(n).replace(" ", "_"), "double", str(n)) for n in load_breast_cancer().feature_names),
+        training_data="Breast Cancer Wisconsin (Diagnostic) data set, as bundled with scikit-learn (BSD-3-Clause).",
+    )
+
+
+RECIPE_SPECS: dict[str, Recipe] = {
+    "iris-knn": Recipe(
+        "iris-knn", "classification", _iris_data,
+        lambda p, seed: KNeighborsClassifier(n_neighbors=int(p["n_neighbors"]), metric=str(p["metric"])),
+        _iris_template,
+        lambda p, model: f"KNeighborsClassifier(n_neighbors={int(p['n_neighbors'])}, metric={p['metric']})",
+    ),
+    "sentiment": Recipe(
+        "sentiment", "classification", _sentiment_data, _sentiment_estimator, _sentiment_template,
+        lambda p, model: "TF-IDF word 1-2 grams + VADER lexicon scores -> multinomial LogisticRegression",
+    ),
+    "regression-gp": Recipe(
+        "regression-gp", "regression", _gp_data, _gp_estimator, _gp_template,
+        lambda p, model: f"StandardScaler -> GaussianProcessRegressor({model.named_steps['gp'].kernel_})",
+        input_params=("features",),
+    ),
+    "risk": Recipe(
+        "risk", "classification", _risk_data,
+        lambda p, seed: GradientBoostingClassifier(**_risk_params(p), random_state=seed),
+        _risk_template,
+        lambda p, model: "GradientBoostingClassifier(" + ", ".join(f"{k}={v}" for k, v in _risk_params(p).items()) + ")",
+    ),
+}
+
+
+def recipe_params(recipe: Recipe, config: dict[str, Any]) -> Params:
+    """The recipe's parameters as recipes.toml sets them (the recorded ones, for iris-knn's two)."""
+    own = dict(config[recipe.name])
+    if recipe.name == "iris-knn":
+        own = {"n_neighbors": int(own["n_neighbors"]), "metric": str(own["metric"])}
+    if recipe.name == "regression-gp":
+        own = {"features": [str(n) for n in own["features"]]}
+    if recipe.name == "risk":
+        own = _risk_params(own)
+    return own
+
+
+def build(recipe: Recipe, config: dict[str, Any]) -> BuiltModel:
+    """Train a built-in model from its own data and recipes.toml, as `protoserve models build` does."""
+    split = config["split"]
+    params = recipe_params(recipe, config)
+    recipe.check(params)
+    data = recipe.data(params)
+    indices = np.arange(len(data.y))
+    train, test = train_test_split(
+        indices, test_size=split["test_size"], random_state=split["random_state"], stratify=data.strata
+    )
+    model = recipe.estimator(params, split["random_state"]).fit(data.x[train], data.y[train])
+    domains = None if data.domains is None else [data.domains[i] for i in test]
+    template = recipe.template(params)
+    card = replace(
+        template,
+        labels=tuple(str(c) for c in model.classes_) if recipe.task == "classification" else (),
+        metrics=held_out_metrics(recipe.task, model, data.x[test], data.y[test], domains),
+        algorithm=recipe.algorithm(params, model),
+        reference_sample=reference_sample(data.x[train], template.feature_names, split["reference_rows"],
+                                          split["random_state"]),
+        training={"recipe": recipe.name, "params": params, "data": fingerprint(data.x, data.y),
                   "train_rows": len(train), "test_rows": len(test)},
     )
     return BuiltModel(model, card)
 
 
+def build_iris_knn(config: dict[str, Any]) -> BuiltModel:
+    return build(RECIPE_SPECS["iris-knn"], config)
+
+
+def build_sentiment(config: dict[str, Any]) -> BuiltModel:
+    return build(RECIPE_SPECS["sentiment"], config)
+
+
 def build_regression_gp(config: dict[str, Any]) -> BuiltModel:
-    own, split = config["regression-gp"], config["split"]
-    data = load_diabetes(scaled=False)
-    names = [str(n) for n in own["features"]]
-    columns = [list(data.feature_names).index(n) for n in names]
-    x, y = data.data[:, columns], data.target
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=split["test_size"], random_state=split["random_state"])
-    kernel = ConstantKernel(1.0) * RBF(length_scale=np.ones(len(names))) + WhiteKernel(1.0)
-    model = Pipeline([
-        ("scale", StandardScaler()),
-        ("gp", GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=split["random_state"])),
-    ]).fit(x_train, y_train)
-    mean, std = model.predict(x_test, return_std=True)
-    within = np.abs(y_test - mean) <= 1.96 * std
-    descriptions = {"age": "age in years", "bmi": "body mass index", "bp": "average blood pressure (mm Hg)",
-                    "s5": "log of serum triglycerides level", "s1": "total serum cholesterol",
-                    "s2": "low-density lipoproteins", "s3": "high-density lipoproteins",
-                    "s4": "total cholesterol / HDL", "s6": "blood sugar level", "sex": "sex"}
-    card = ModelCard(
-        name="regression-gp",
-        version="1",
-        task="regression",
-        description="Disease progression one year after baseline (diabetes), with predictive variance.",
-        inputs=tuple(Feature(n, "double", descriptions.get(n, n)) for n in names),
-        metrics={
-            "rmse": round(float(np.sqrt(mean_squared_error(y_test, mean))), 4),
-            "mae": round(float(mean_absolute_error(y_test, mean)), 4),
-            "r2": round(float(r2_score(y_test, mean)), 4),
-            "coverage_95": round(float(within.mean()), 4),
-        },
-        training_data="Diabetes data set (Efron et al., 2004), as bundled with scikit-learn (BSD-3-Clause).",
-        algorithm=f"StandardScaler -> GaussianProcessRegressor({model.named_steps['gp'].kernel_})",
-        reference_sample=_reference(x_train, names, split["reference_rows"], split["random_state"]),
-        training={"recipe": "regression-gp", "params": {"features": names}, "data": fingerprint(x, y),
-                  "train_rows": len(x_train), "test_rows": len(x_test)},
-    )
-    return BuiltModel(model, card)
+    return build(RECIPE_SPECS["regression-gp"], config)
 
 
 def build_risk(config: dict[str, Any]) -> BuiltModel:
-    own, split = config["risk"], config["split"]
-    data = load_breast_cancer()
-    names = [str(n).replace(" ", "_") for n in data.feature_names]
-    y = np.array([str(n) for n in data.target_names])[data.target]
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data, y, test_size=split["test_size"], random_state=split["random_state"], stratify=y
-    )
-    params = {k: own[k] for k in ("n_estimators", "max_depth", "learning_rate")}
-    model = GradientBoostingClassifier(**params, random_state=split["random_state"]).fit(x_train, y_train)
-    card = ModelCard(
-        name="risk",
-        version="1",
-        task="classification",
-        description="Risk that a breast mass is malignant, from 30 measurements of cell nuclei.",
-        inputs=tuple(Feature(n, "double", n.replace("_", " ")) for n in names),
-        labels=tuple(str(c) for c in model.classes_),
-        metrics=_classification_metrics(y_test, model.predict(x_test)),
-        training_data="Breast Cancer Wisconsin (Diagnostic) data set, as bundled with scikit-learn (BSD-3-Clause).",
-        algorithm="GradientBoostingClassifier(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")",
-        reference_sample=_reference(x_train, names, split["reference_rows"], split["random_state"]),
-        training={"recipe": "risk", "params": params, "data": fingerprint(data.data, y),
-                  "train_rows": len(x_train), "test_rows": len(x_test)},
-    )
-    return BuiltModel(model, card)
+    return build(RECIPE_SPECS["risk"], config)
 
 
 RECIPES: dict[str, Callable[[dict[str, Any]], BuiltModel]] = {
