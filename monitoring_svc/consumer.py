@@ -20,6 +20,7 @@ from protoserve.monitoring.v1 import prediction_event_pb2 as event_pb
 from redis.exceptions import RedisError, ResponseError
 
 from monitoring_svc.aggregates import PREDICTION_SLOT_SECONDS, BatchAggregate, Keys, RedisClient, Window, write_increments
+from monitoring_svc.labeled_examples import LabeledExamples
 from monitoring_svc.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class EventConsumer:
         batch_entries: int = 10,
         claim_idle_seconds: float = 60.0,
         feedback_ttl_seconds: int = 7 * 86400,
+        examples: LabeledExamples | None = None,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -57,6 +59,7 @@ class EventConsumer:
         self.batch_entries = batch_entries
         self.claim_idle_ms = int(claim_idle_seconds * 1000)
         self.feedback_ttl_seconds = feedback_ttl_seconds
+        self.examples = examples  # keeps the inputs of logged predictions for labeled examples
 
     async def ensure_group(self) -> None:
         try:
@@ -95,6 +98,7 @@ class EventConsumer:
         aggregate = BatchAggregate(self.windows, self.keys, self.profiles)
         ids = []
         malformed = events = 0
+        kept_inputs: dict[int, dict[str, bytes]] = {}
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
@@ -104,6 +108,9 @@ class EventConsumer:
                 continue
             for event in batch.events:
                 aggregate.add(event)
+            if self.examples is not None:
+                for slot, kept in self.examples.collect(batch.events).items():
+                    kept_inputs.setdefault(slot, {}).update(kept)
             events += len(batch.events)
         increments = aggregate.increments()
         async with self.client.pipeline(transaction=True) as pipe:
@@ -112,6 +119,8 @@ class EventConsumer:
                 key = self.keys.predictions(slot)
                 pipe.hset(key, mapping=records)  # type: ignore[arg-type]
                 pipe.expireat(key, (slot + 1) * PREDICTION_SLOT_SECONDS + self.feedback_ttl_seconds)
+            if self.examples is not None:
+                self.examples.write_inputs(pipe, kept_inputs, self.feedback_ttl_seconds)
             for (model, version), latest in aggregate.latest_times().items():
                 pipe.sadd(self.keys.models, model)
                 pipe.hset(self.keys.versions(model), version, latest)

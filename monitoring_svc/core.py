@@ -12,6 +12,7 @@ from monitoring_svc import drift, summary
 from monitoring_svc.aggregates import Keys, RedisClient, Window, read_buckets, total
 from monitoring_svc.alerts import Alert, AlertStore, ModelWindow
 from monitoring_svc.feedback import FeedbackRecorder, FeedbackResult
+from monitoring_svc.labeled_examples import LabeledExamples
 from monitoring_svc.profiles import ProfileStore
 from protoserve_runtime.errors import InvalidArgument, NotFound
 
@@ -61,6 +62,7 @@ class MonitoringCore:
         drift_min_rows: int,
         alert_window: str,
         feedback_ttl_seconds: int,
+        examples: LabeledExamples | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -70,7 +72,7 @@ class MonitoringCore:
         self.drift_min_rows = drift_min_rows
         self.alert_window = self.window(alert_window)
         self.alerts = AlertStore(client, keys)
-        self.feedback = FeedbackRecorder(client, keys, windows, profiles, feedback_ttl_seconds)
+        self.feedback = FeedbackRecorder(client, keys, windows, profiles, feedback_ttl_seconds, examples)
 
     def window(self, name: str) -> Window:
         for window in self.windows:

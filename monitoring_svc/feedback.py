@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from monitoring_svc.aggregates import PREDICTION_SLOT_SECONDS, Keys, LoggedPrediction, RedisClient, Window
+from monitoring_svc.labeled_examples import LabeledExamples
 from monitoring_svc.profiles import ProfileStore
 from protoserve_runtime.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -27,13 +28,15 @@ class FeedbackResult:
 
 class FeedbackRecorder:
     def __init__(
-        self, client: RedisClient, keys: Keys, windows: list[Window], profiles: ProfileStore, ttl_seconds: int
+        self, client: RedisClient, keys: Keys, windows: list[Window], profiles: ProfileStore, ttl_seconds: int,
+        examples: LabeledExamples | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
         self.windows = windows
         self.profiles = profiles
         self.ttl_seconds = ttl_seconds
+        self.examples = examples  # publishes each feedback with its prediction's inputs, for training
 
     async def _logged(self, prediction_id: str, now: float) -> bytes | None:
         """The logged prediction, looked up in the hourly hashes from the newest back over the TTL."""
@@ -80,7 +83,10 @@ class FeedbackRecorder:
         if not await self.client.set(self.keys.feedback(prediction_id), label if label is not None else repr(value),
                                      nx=True, ex=self.ttl_seconds):
             raise AlreadyExists(f"feedback for prediction {prediction_id!r} was recorded already")
+        inputs = None if self.examples is None else await self.examples.inputs_of(self.client, prediction_id, logged)
         async with self.client.pipeline(transaction=True) as pipe:
+            if self.examples is not None and inputs is not None:
+                self.examples.publish(pipe, inputs, prediction_id, logged, label, value, now)
             for window in self.windows:
                 start = window.start_of(logged.time)
                 ttl = window.ttl(start, now)

@@ -14,6 +14,7 @@ from monitoring_svc.alerts import AlertEvaluator, AlertRules
 from monitoring_svc.consumer import EventConsumer
 from monitoring_svc.core import MonitoringCore
 from monitoring_svc.drift import Thresholds
+from monitoring_svc.labeled_examples import LabeledExamples
 from monitoring_svc.profiles import ProfileStore
 from monitoring_svc.settings import MonitoringSettings
 from protoserve_runtime import auth
@@ -35,11 +36,14 @@ async def serve(settings: MonitoringSettings) -> None:
     windows = [Window(name, seconds) for name, seconds in settings.windows]
     profiles = ProfileStore(settings.model_repository)
     thresholds = Thresholds(settings.drift_psi_threshold, settings.drift_p_value, settings.drift_oov_increase)
+    examples = LabeledExamples(settings.monitoring_key_prefix, settings.labeled_examples_stream,
+                               settings.monitoring_example_max_bytes, settings.labeled_examples_max)
     core = MonitoringCore(client, keys, windows, profiles, thresholds, settings.drift_min_rows, settings.alert_window,
-                          settings.monitoring_feedback_ttl_seconds)
+                          settings.monitoring_feedback_ttl_seconds, examples)
     consumer = EventConsumer(
         client, settings.events_stream, settings.monitoring_group, settings.monitoring_consumer, keys, windows, profiles,
         settings.monitoring_batch_entries, settings.monitoring_claim_idle_seconds, settings.monitoring_feedback_ttl_seconds,
+        examples,
     )
     rules = AlertRules(
         settings.alert_window, settings.alert_drift, settings.alert_accuracy_below, settings.alert_accuracy_min_labeled,

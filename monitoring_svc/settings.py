@@ -35,6 +35,13 @@ class MonitoringSettings:
     monitoring_claim_idle_seconds: float = setting(60.0, "events a stopped replica left unacknowledged this long are taken over")
     monitoring_windows: tuple[str, ...] = setting(("5m", "1h", "24h"), "sliding windows, comma-separated (s, m, h, d)")
     monitoring_feedback_ttl_seconds: int = setting(7 * 86400, "how long a prediction can receive feedback")
+    monitoring_example_max_bytes: int = setting(
+        8192, "largest input (encoded) kept with a logged prediction for labeled examples; 0 keeps none"
+    )
+    labeled_examples_stream: str = setting(
+        "protoserve:labeled-examples", "prefix of the per-model Redis Streams of labeled examples (<prefix>:<model>)"
+    )
+    labeled_examples_max: int = setting(100_000, "labeled examples kept per model; the stream is trimmed to about this")
     drift_psi_threshold: float = setting(0.2, "PSI at or above this is a shift")
     drift_p_value: float = setting(0.01, "a KS or chi-squared p-value at or below this is significant")
     drift_oov_increase: float = setting(0.2, "text: OOV rate this much above the reference's is drift")
@@ -57,6 +64,10 @@ class MonitoringSettings:
             raise SettingsError("PROTOSERVE_MONITORING_WINDOWS needs at least one window")
         if self.alert_window not in self.monitoring_windows:
             raise SettingsError("PROTOSERVE_ALERT_WINDOW must be one of PROTOSERVE_MONITORING_WINDOWS")
+        if self.labeled_examples_max < 1:
+            raise SettingsError("PROTOSERVE_LABELED_EXAMPLES_MAX must be at least 1")
+        if self.monitoring_example_max_bytes < 0:
+            raise SettingsError("PROTOSERVE_MONITORING_EXAMPLE_MAX_BYTES must not be negative")
         if self.monitoring_batch_entries < 1 or self.alert_interval_seconds <= 0:
             raise SettingsError("PROTOSERVE_MONITORING_BATCH_ENTRIES and PROTOSERVE_ALERT_INTERVAL_SECONDS must be positive")
 
