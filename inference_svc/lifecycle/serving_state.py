@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import redis
 import redis.asyncio
@@ -139,6 +139,21 @@ def models_key(prefix: str) -> str:
 Change = Callable[[ModelServing], ModelServing]
 
 
+class StateStore(Protocol):
+    """Where the serving state lives: Redis (ServingStateStore) or, without Redis, a file shared by
+    the workers of one replica (local_state.LocalStateStore)."""
+
+    shared: bool
+
+    async def revision(self) -> int: ...
+
+    async def read_all(self) -> tuple[int, dict[str, ModelServing]]: ...
+
+    async def update(self, model: str, change: Change) -> tuple[ModelServing, ModelServing]: ...
+
+    async def close(self) -> None: ...
+
+
 # --- sync (the job worker process) ----------------------------------------------------------
 
 
@@ -185,6 +200,7 @@ def promote_version(client: redis.Redis, prefix: str, model: str, version: str) 
 class ServingStateStore:
     client: redis.asyncio.Redis
     prefix: str
+    shared = True  # reaches every replica
 
     async def revision(self) -> int:
         raw = await self.client.get(revision_key(self.prefix))
