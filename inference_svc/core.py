@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -21,9 +22,10 @@ from inference_svc.cache import PredictionCache
 from inference_svc.card import ModelCard
 from inference_svc.events import new_prediction_ids
 from inference_svc.inputs import InputLimits, rows_to_inputs
+from inference_svc.lifecycle.serving_state import ModelServing
+from inference_svc.lifecycle.shadow import ShadowRunner
 from inference_svc.model import LoadedModel, PredictionBatch
 from inference_svc.repository import ModelRepository, VersionEntry, check_model_name
-from inference_svc.repository_sync import Operation, RepositorySync
 from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
 from protoserve_runtime.errors import ProtoserveError
 
@@ -69,20 +71,43 @@ class InferenceCore:
         limits: InputLimits,
         executor: Executor | None = None,
         batching: BatchSettings | None = None,
-        sync: RepositorySync | None = None,
         events: PredictionSink | None = None,
     ) -> None:
         self.repository = repository
-        self.sync = sync  # shares loads and unloads with sibling worker processes
         self.limits = limits
         self.events = events
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         self.cache: PredictionCache | None = None  # set by the composition root when Redis is configured
         self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
         self._batchers: dict[tuple[str, str], ModelBatcher] = {}
+        # How each model is served (default, weighted routes, shadow), replaced whole by the
+        # lifecycle follower; empty: the newest ready version answers, as without the lifecycle.
+        self.serving: dict[str, ModelServing] = {}
+        self.shadows = ShadowRunner(self)
 
     def resolve(self, model: str, version: str | None) -> LoadedModel:
-        return self.repository.get(model, version or None)
+        return self.repository.get(model, version or self.route(model))
+
+    def route(self, model: str) -> str | None:
+        """The version a call that names none goes to: drawn by weight from the routes, else the
+        default; None (the newest ready version) when that version is not ready here."""
+        state = self.serving.get(model)
+        if state is None:
+            return None
+        chosen = state.default
+        if state.routes:
+            versions, weights = zip(*state.routes, strict=True)
+            chosen = random.choices(versions, weights)[0]
+        if chosen and chosen in self.repository.ready_versions(model):
+            return chosen
+        return self.default_version(model)
+
+    def default_version(self, model: str) -> str | None:
+        """The serving state's default when it is ready here, else the newest ready version."""
+        state = self.serving.get(model)
+        if state is not None and state.default in self.repository.ready_versions(model):
+            return state.default
+        return self.repository.default_version(model)
 
     async def predict_rows(
         self,
@@ -100,6 +125,8 @@ class InferenceCore:
         except ProtoserveError as exc:
             self._failed(model, loaded.version if loaded is not None else version, exc, started)
             raise
+        if not version:
+            self.shadows.start(loaded, lambda card: rows_to_inputs(card, rows, self.limits))
         return await self.predict_inputs(loaded, inputs, deadline, started, use_cache=True, skip_cache=skip_cache)
 
     async def predict_tensors(
@@ -121,6 +148,8 @@ class InferenceCore:
         except ProtoserveError as exc:
             self._failed(model, loaded.version if loaded is not None else version, exc, started)
             raise
+        if not version:
+            self.shadows.start(loaded, lambda card: tensors_to_inputs(card, tensors, self.limits))
         result = await self.predict_inputs(loaded, inputs, deadline, started)
         arrays = outputs_to_arrays(loaded.card, result.outputs)
         return TensorResult(loaded.card, {name: arrays[name] for name in names})
@@ -177,42 +206,14 @@ class InferenceCore:
     def model_status(self, name: str) -> ModelStatus:
         check_model_name(name)
         versions = self.repository.versions(name)
-        default = self.repository.default_version(name)
+        default = self.default_version(name)
         cards = [v.card for v in versions if v.card is not None]
         card = next((v.card for v in versions if v.version == default), cards[-1] if cards else None)
         return ModelStatus(name, card, default, versions)
 
-    async def load_model(self, name: str) -> None:
-        await asyncio.to_thread(self.repository.load_model, name)
-        self._share(name, "load")
-
-    def unload_model(self, name: str) -> None:
-        self._unload(name)
-        self._share(name, "unload")
-
-    def _unload(self, name: str) -> None:
-        self.repository.unload_model(name)
-        for key in [k for k in self._batchers if k[0] == name]:  # let the estimators be freed
-            del self._batchers[key]
-
-    def _share(self, name: str, operation: Operation) -> None:
-        if self.sync is not None:
-            self.sync.mark_applied(self.sync.publish(name, operation))
-
-    async def apply_shared_changes(self, at_start: bool = False) -> None:
-        """Carry out the loads and unloads other workers took (at start, only the unloads: the
-        repository was just read from disk)."""
-        if self.sync is None or not (at_start or self.sync.changed()):
-            return
-        for change in self.sync.pending():
-            try:
-                if change.operation == "unload":
-                    self._unload(change.model)
-                elif not at_start:
-                    await asyncio.to_thread(self.repository.load_model, change.model)
-            except ProtoserveError as exc:  # e.g. the model left the disk since
-                log.warning("shared model change not applied", extra={"model": change.model, "reason": exc.message})
-            self.sync.mark_applied(change)
+    def drop_version(self, name: str, version: str) -> None:
+        """Forget an unloaded version's batcher so its estimator can be freed (queued calls finish)."""
+        self._batchers.pop((name, version), None)
 
     def describe(self, model: str, version: str | None) -> tuple[ModelCard, list[VersionEntry]]:
         loaded = self.resolve(model, version)

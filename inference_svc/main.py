@@ -6,14 +6,15 @@ import argparse
 import asyncio
 import importlib
 import logging
+from pathlib import Path
 
 from inference_svc import events, grpc_api, v2_api
 from inference_svc.batching import BatchSettings
 from inference_svc.core import InferenceCore
 from inference_svc.inputs import InputLimits
 from inference_svc.jobs.wiring import build_jobs
+from inference_svc.lifecycle.wiring import build_lifecycle
 from inference_svc.repository import ModelRepository
-from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
 from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
 from protoserve_runtime import auth
@@ -27,51 +28,53 @@ log = logging.getLogger(__name__)
 READY_POLL_SECONDS = 0.1
 
 
-def build_core(
-    settings: InferenceSettings, sync: RepositorySync | None = None, publisher: events.PredictionEventPublisher | None = None
-) -> InferenceCore:
+def build_core(settings: InferenceSettings, publisher: events.PredictionEventPublisher | None = None) -> InferenceCore:
     repository = ModelRepository(settings.model_repository, settings.trusted_types, settings.fast_kernels)
     limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
     batching = BatchSettings(
         settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size, settings.inline_max_rows
     )
-    return InferenceCore(repository, limits, batching=batching, sync=sync, events=publisher)
+    return InferenceCore(repository, limits, batching=batching, events=publisher)
 
 
 async def serve(
-    settings: InferenceSettings, board: ReadyBoard | None = None, index: int = 0, sync: RepositorySync | None = None
+    settings: InferenceSettings, board: ReadyBoard | None = None, index: int = 0, state_file: Path | None = None
 ) -> None:
-    """Run one worker; with a shared board it reports SERVING only while every worker is ready,
-    and with a shared sync it carries out the model loads and unloads its siblings were asked for."""
+    """Run one worker; with a shared board it reports SERVING only while every worker is ready.
+    It follows the serving state (Redis, else state_file shared by its siblings) and the repository."""
     board = board or ReadyBoard(1)
     serve_metrics(settings.inference_metrics_address, offset=index)
     publisher = events.connect(from_env(events.EventSettings))
-    core = build_core(settings, sync, publisher)
+    core = build_core(settings, publisher)
+    lifecycle = build_lifecycle(core, settings, state_file)
     if publisher is not None:
         publisher.start()
     jobs = build_jobs(core)  # JobService and the prediction cache, both on Redis
 
     async def load() -> None:
-        await asyncio.to_thread(core.repository.load_all)
+        await lifecycle.start()
         if not core.repository.names():
             log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
-        await core.apply_shared_changes(at_start=True)
         board.set(index, True)
         while not board.all_ready():
             await asyncio.sleep(READY_POLL_SECONDS)
 
     async def follow_siblings(server: GrpcServer) -> None:
         serving = True
-        while True:
-            await asyncio.sleep(READY_POLL_SECONDS)
-            await core.apply_shared_changes()
-            if board.all_ready() != serving:
-                serving = not serving
-                await server.set_serving(serving)
+        follower = asyncio.create_task(lifecycle.follower.run())
+        try:
+            while True:
+                await asyncio.sleep(READY_POLL_SECONDS)
+                if board.all_ready() != serving:
+                    serving = not serving
+                    await server.set_serving(serving)
+        finally:
+            follower.cancel()
 
     async def close() -> None:
         board.set(index, False)
         await jobs.close()
+        await lifecycle.close()
         core.close()
         if publisher is not None:
             await publisher.close()
@@ -79,15 +82,16 @@ async def serve(
     options = ServerOptions(
         settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
     )
-    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready), jobs.binding]
+    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready, lifecycle.core), jobs.binding]
+    bindings.append(lifecycle.binding)
     interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
     await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
 
 
-def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, sync: RepositorySync) -> None:
+def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, state_file: Path) -> None:
     """Entry point of one worker process."""
     json_logging.configure("inference", settings.log_level)
-    asyncio.run(serve(settings, board, index, sync))
+    asyncio.run(serve(settings, board, index, state_file))
 
 
 def main() -> None:

@@ -132,25 +132,30 @@ class ModelRepository:
         log.info("model version loaded", extra={"model": name, "version": version})
         return entry
 
-    def load_model(self, name: str) -> list[VersionEntry]:
-        """(Re)load every version of name found on disk; versions gone from disk are dropped."""
-        found = self.discover().get(check_model_name(name))
-        if not found:
-            raise NotFound(f"model {name!r} is not in the repository")
-        entries = [self.load(name, version) for version in found]
+    def unload(self, name: str, version: str) -> None:
+        """Drop a version from the table of loaded models; calls that already hold it finish on it."""
         with self._lock:
-            self._models[name] = {e.version: e for e in entries}
-        return entries
+            entry = self._models.get(name, {}).get(version)
+            if entry is not None:
+                entry.model, entry.state, entry.reason = None, VersionState.UNLOADED, "not loaded"
+        log.info("model version unloaded", extra={"model": name, "version": version})
 
-    def unload_model(self, name: str) -> None:
-        """Free every version of name; it answers UNAVAILABLE until loaded again."""
+    def add_available(self, name: str, version: str) -> None:
+        """Record a version found on disk that is not loaded."""
         with self._lock:
-            entries = self._models.get(check_model_name(name))
-            if entries is None:
-                raise NotFound(f"model {name!r} not found")
-            for entry in entries.values():
-                entry.model, entry.state, entry.reason = None, VersionState.UNLOADED, "unloaded on request"
-        log.info("model unloaded", extra={"model": name})
+            self._models.setdefault(name, {}).setdefault(version, VersionEntry(version, VersionState.UNLOADED, "not loaded"))
+
+    def forget(self, name: str, version: str) -> None:
+        """Drop a version that left the disk."""
+        with self._lock:
+            versions = self._models.get(name, {})
+            versions.pop(version, None)
+            if not versions:
+                self._models.pop(name, None)
+
+    def ready_versions(self, name: str) -> set[str]:
+        with self._lock:
+            return {v for v, e in self._models.get(name, {}).items() if e.state is VersionState.READY}
 
     def names(self) -> list[str]:
         with self._lock:

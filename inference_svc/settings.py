@@ -28,6 +28,12 @@ class InferenceSettings:
     inline_max_rows: int = setting(
         64, "a model call of at most this many rows on a fast kernel runs on the event loop; 0 = always on a thread"
     )
+    repository_poll_seconds: float = setting(
+        2.0, "how often each worker looks for new version directories in the model repository; 0 = never"
+    )
+    serving_state_poll_seconds: float = setting(
+        0.2, "how often each worker checks the serving state (default version, routes, policy) for changes"
+    )
     inference_metrics_address: str = setting("127.0.0.1:9100", "host:port of /metrics; worker i serves on port + i; empty: off")
 
     def validate(self) -> None:
@@ -45,5 +51,9 @@ class InferenceSettings:
             raise SettingsError("PROTOSERVE_MAX_QUEUE_SIZE must be at least 1")
         if self.inline_max_rows < 0:
             raise SettingsError("PROTOSERVE_INLINE_MAX_ROWS must not be negative")
+        if self.repository_poll_seconds < 0:
+            raise SettingsError("PROTOSERVE_REPOSITORY_POLL_SECONDS must not be negative")
+        if self.serving_state_poll_seconds <= 0:
+            raise SettingsError("PROTOSERVE_SERVING_STATE_POLL_SECONDS must be more than 0")
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise SettingsError("PROTOSERVE_MAX_MESSAGE_BYTES must be at least 4 MiB")

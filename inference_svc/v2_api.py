@@ -16,6 +16,7 @@ from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 import inference_svc
 from inference_svc.batching import deadline_after
 from inference_svc.core import InferenceCore
+from inference_svc.lifecycle.core import LifecycleCore
 from inference_svc.repository import VersionState, check_model_name, check_version
 from inference_svc.tensor_inputs import NamedTensor, TensorSpec, input_specs, output_specs
 from inference_svc.tensors import decode_inputs, encode_output
@@ -57,8 +58,9 @@ def _check_repository(name: str) -> None:
 
 
 class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, core: InferenceCore, ready: Callable[[], bool]) -> None:
+    def __init__(self, core: InferenceCore, ready: Callable[[], bool], lifecycle: LifecycleCore) -> None:
         self._core = core
+        self._lifecycle = lifecycle  # load and unload go through the serving state every worker follows
         self._ready = ready
         self._version = _server_version()
 
@@ -139,7 +141,7 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
     ) -> v2.RepositoryModelLoadResponse:
         _check_repository(request.repository_name)
-        await self._core.load_model(check_model_name(request.model_name, "model_name"))
+        await self._lifecycle.load_model(check_model_name(request.model_name, "model_name"))
         return v2.RepositoryModelLoadResponse()
 
     @translate_errors
@@ -147,10 +149,10 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
     ) -> v2.RepositoryModelUnloadResponse:
         _check_repository(request.repository_name)
-        self._core.unload_model(check_model_name(request.model_name, "model_name"))
+        await self._lifecycle.unload_model(check_model_name(request.model_name, "model_name"))
         return v2.RepositoryModelUnloadResponse()
 
 
-def binding(core: InferenceCore, ready: Callable[[], bool]) -> ServiceBinding:
-    servicer = V2InferenceServicer(core, ready)
+def binding(core: InferenceCore, ready: Callable[[], bool], lifecycle: LifecycleCore) -> ServiceBinding:
+    servicer = V2InferenceServicer(core, ready, lifecycle)
     return ServiceBinding(SERVICE_NAME, lambda server: v2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server))

@@ -5,7 +5,7 @@ batchers. Readiness is shared through a ReadyBoard: one byte per worker in share
 when that worker has loaded its models and cleared when it stops or dies. Every worker reports
 health SERVING (and v2 ServerReady true) only while every byte is set, so whichever worker a
 health check lands on, SERVING means all of them are ready. Model loads and unloads asked of one
-worker reach all of them through a RepositorySync. The parent restarts a worker that
+worker reach all of them through the serving state (Redis, else a file they share). The parent restarts a worker that
 dies after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT.
 """
 
@@ -24,7 +24,6 @@ from multiprocessing.sharedctypes import RawArray
 from pathlib import Path
 from typing import Any
 
-from inference_svc.repository_sync import RepositorySync
 from inference_svc.settings import InferenceSettings
 from protoserve_runtime.settings import SettingsError
 
@@ -61,7 +60,7 @@ def check_address(address: str, workers: int) -> None:
         )
 
 
-Worker = Callable[[InferenceSettings, ReadyBoard, int, RepositorySync], None]
+Worker = Callable[[InferenceSettings, ReadyBoard, int, Path], None]
 
 
 def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
@@ -69,7 +68,7 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     context = multiprocessing.get_context("spawn")  # no fork: gRPC and threads do not survive it
     board = ReadyBoard(workers)
     shared_dir = Path(tempfile.mkdtemp(prefix="protoserve-workers-"))
-    sync = RepositorySync(shared_dir / "model-changes.json")
+    state_file = shared_dir / "serving-state.json"  # the workers' serving state when there is no Redis
     processes: list[Any] = [None] * workers
     stopping = False
 
@@ -81,7 +80,7 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     def start(index: int) -> None:
-        process = context.Process(target=worker, args=(settings, board, index, sync), name=f"inference-worker-{index}")
+        process = context.Process(target=worker, args=(settings, board, index, state_file), name=f"inference-worker-{index}")
         process.start()
         processes[index] = process
 

@@ -1,0 +1,1 @@
+"""Model lifecycle: versions, routing, shadow, version policy, hot reload (ModelService)."""

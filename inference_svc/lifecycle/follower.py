@@ -1,0 +1,107 @@
+"""Each worker process follows the serving state and the repository on disk.
+
+It polls the state's revision (cheap) and re-reads the documents when it moved, scans the
+repository for new version directories every few seconds, and brings the worker's table of
+loaded versions in line: versions wanted and not loaded are loaded in the background (they take
+traffic only once READY), versions no longer wanted are dropped from the table. A call that already
+holds a dropped version finishes on it; nothing fails in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import redis
+
+from inference_svc.lifecycle.serving_state import ModelServing, StateStore
+from inference_svc.repository import ModelRepository, VersionState
+
+log = logging.getLogger(__name__)
+
+NO_STATE = ModelServing()
+
+
+class ServingFollower:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        store: StateStore,
+        publish: Callable[[dict[str, ModelServing]], None],
+        on_unload: Callable[[str, str], None],
+        state_poll_seconds: float = 0.2,
+        repository_poll_seconds: float = 2.0,
+    ) -> None:
+        self.repository = repository
+        self.store = store
+        self.states: dict[str, ModelServing] = {}
+        self.revision = -1
+        self._publish = publish  # hands the routing to the data plane
+        self._on_unload = on_unload
+        self._state_poll = state_poll_seconds
+        self._repository_poll = repository_poll_seconds
+        self._lock = asyncio.Lock()
+        self._store_down = False
+
+    def state(self, model: str) -> ModelServing:
+        return self.states.get(model, NO_STATE)
+
+    async def refresh(self, force: bool = False) -> bool:
+        """Re-read the serving state if its revision moved; True when it did."""
+        try:
+            if not force and await self.store.revision() == self.revision:
+                return False
+            self.revision, self.states = await self.store.read_all()
+        except (redis.RedisError, OSError) as exc:
+            if not self._store_down:
+                log.warning("serving state unreadable; keeping the last one", extra={"reason": str(exc)})
+            self._store_down = True
+            return False
+        self._store_down = False
+        self._publish(self.states)
+        return True
+
+    async def reconcile(self, retry_failed: Iterable[str] = ()) -> None:
+        """Load what is wanted and not loaded, unload what is loaded and not wanted (retry_failed:
+        models whose FAILED versions are tried again, on an explicit load)."""
+        async with self._lock:
+            on_disk = await asyncio.to_thread(self.repository.discover)
+            retry = set(retry_failed)
+            for model in sorted(set(on_disk) | set(self.repository.names())):
+                await self._reconcile_model(model, on_disk.get(model, []), model in retry)
+
+    async def _reconcile_model(self, model: str, on_disk: list[str], retry_failed: bool) -> None:
+        wanted = self.state(model).wanted(on_disk)
+        entries = {e.version: e for e in self.repository.versions(model)} if model in self.repository.names() else {}
+        for version in on_disk:
+            entry = entries.get(version)
+            if version not in wanted:
+                if entry is None:
+                    self.repository.add_available(model, version)
+                elif entry.state in (VersionState.READY, VersionState.LOADING):
+                    self.repository.unload(model, version)
+                    self._on_unload(model, version)
+                continue
+            failed = entry is not None and entry.state is VersionState.FAILED
+            if entry is None or entry.state is VersionState.UNLOADED or (failed and retry_failed):
+                await asyncio.to_thread(self.repository.load, model, version)
+        for version in set(entries) - set(on_disk):  # the directory is gone
+            if entries[version].state is not VersionState.READY or version not in self.state(model).pinned():
+                self.repository.forget(model, version)
+                self._on_unload(model, version)
+
+    async def run(self) -> None:
+        """Follow until cancelled."""
+        last_scan = time.monotonic()
+        while True:
+            await asyncio.sleep(self._state_poll)
+            changed = await self.refresh()
+            due = self._repository_poll > 0 and time.monotonic() - last_scan >= self._repository_poll
+            if changed or due:
+                last_scan = time.monotonic()
+                try:
+                    await self.reconcile()
+                except Exception:  # never let one bad step end the following
+                    log.exception("reconciling the model table failed")
