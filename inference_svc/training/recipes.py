@@ -87,7 +87,7 @@ def _merge(recipe: str, defaults: dict[str, Any], overrides: Mapping[str, Any], 
             known = ", ".join(sorted(defaults))
             raise InvalidArgument.for_field(f"parameters.{name}", f"is not a parameter of recipe {recipe} (known: {known})")
         if name in fixed:
-            raise InvalidArgument.for_field(f"parameters.{name}", "defines the model's inputs and cannot change in a training run")
+            raise InvalidArgument.for_field(f"parameters.{name}", "defines the model's inputs; a training run cannot change it")
         params[name] = _coerce(name, value, defaults[name])
     return params
 
@@ -110,7 +110,8 @@ def resolve(name: str, task: Task, is_text: bool, overrides: Mapping[str, Any], 
             f"estimator ({', '.join(sorted(ALLOWED_ESTIMATORS))})"
         )
     if ALLOWED_ESTIMATORS[name] != task:
-        raise InvalidArgument.for_field("recipe", f"{name} is a {ALLOWED_ESTIMATORS[name]} estimator; this model is a {task} model")
+        kind = ALLOWED_ESTIMATORS[name]
+        raise InvalidArgument.for_field("recipe", f"{name} is a {kind} estimator; this model is a {task} model")
     if is_text:
         raise InvalidArgument.for_field("recipe", f"{name} takes numeric features; a text model needs a built-in recipe")
     estimator = _estimator_class(name)()
