@@ -16,6 +16,7 @@ from inference_svc.jobs.wiring import build_jobs
 from inference_svc.lifecycle.wiring import build_lifecycle
 from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
+from inference_svc.training.wiring import build_training
 from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
@@ -50,6 +51,7 @@ async def serve(
     if publisher is not None:
         publisher.start()
     jobs = build_jobs(core)  # JobService and the prediction cache, both on Redis
+    lifecycle.servicer.training = build_training(core, jobs.jobs)  # TrainModel runs as a job
 
     async def load() -> None:
         await lifecycle.start()

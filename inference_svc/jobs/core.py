@@ -68,6 +68,12 @@ def _redis_unavailable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
     return wrapper
 
 
+def check_idempotency_key(key: str) -> str:
+    if len(key) > MAX_IDEMPOTENCY_KEY or any(c.isspace() for c in key):
+        raise InvalidArgument.for_field("idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters, no spaces")
+    return key
+
+
 def _check_job_id(job_id: str) -> str:
     if not job_id:
         raise InvalidArgument.for_field("job_id", "is required")
@@ -95,9 +101,7 @@ class JobCore:
 
     @_redis_unavailable
     async def submit(self, submission: Submission) -> JobRecord:
-        key = submission.idempotency_key
-        if len(key) > MAX_IDEMPOTENCY_KEY or any(c.isspace() for c in key):
-            raise InvalidArgument.for_field("idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters, no spaces")
+        key = check_idempotency_key(submission.idempotency_key)
         model = self._inference.resolve(submission.model, submission.version)
         inputs = await asyncio.to_thread(
             job_inputs, model.card, submission.rows, submission.payload, submission.payload_format,
@@ -112,6 +116,13 @@ class JobCore:
             "rows_total": len(inputs), "rows_done": 0, "created": now, "attempts": 0, "idem": key,
             "page_size": self.settings.job_page_size, "pages": 0,
         }
+        return await self.enqueue(fields, blob, fingerprint)
+
+    @_redis_unavailable
+    async def enqueue(self, fields: dict[str, Any], blob: bytes, fingerprint: str) -> JobRecord:
+        """Queue a job durably (any kind: predictions, a training run); the job as accepted, or the
+        earlier job when its idempotency key was used before for the same request."""
+        job_id, key, now = str(fields["id"]), str(fields["idem"]), float(fields["created"])
         flat = [str(item) for pair in fields.items() for item in pair]
         created, value = await self.client.eval(  # type: ignore[misc]
             scripts.SUBMIT, 5,

@@ -61,6 +61,8 @@ class JobRecord:
     page_size: int
     run: str  # the run whose result pages are the results, once SUCCEEDED
     worker: str
+    kind: str = ""  # "" for a prediction job, "train" for a training run (inference_svc/training)
+    training: str = ""  # a training run: the run as JSON (inference_svc/training/record.py)
 
     @classmethod
     def from_hash(cls, data: dict[bytes, bytes]) -> JobRecord:
@@ -88,4 +90,6 @@ class JobRecord:
             page_size=int(number("page_size")),
             run=text("run"),
             worker=text("worker"),
+            kind=text("kind"),
+            training=text("training"),
         )

@@ -29,6 +29,8 @@ from inference_svc.jobs.record import JobKeys, JobRecord
 from inference_svc.jobs.settings import JobSettings
 from inference_svc.model import LoadedModel
 from inference_svc.redis_client import RedisSettings, sync_client
+from inference_svc.training.engine import RunStopped
+from inference_svc.training.job import TrainingRunner, run_fields
 from protoserve_runtime.errors import NotFound, ProtoserveError
 
 log = logging.getLogger(__name__)
@@ -45,13 +47,15 @@ def ensure_group(client: redis.Redis, keys: JobKeys) -> None:
 
 class Worker:
     def __init__(
-        self, inference: InferenceCore, client: redis.Redis, keys: JobKeys, settings: JobSettings, consumer: str
+        self, inference: InferenceCore, client: redis.Redis, keys: JobKeys, settings: JobSettings, consumer: str,
+        training: TrainingRunner | None = None,
     ) -> None:
         self.inference = inference
         self.client = client
         self.keys = keys
         self.settings = settings
         self.consumer = consumer
+        self.training = training  # runs the jobs of kind "train"
         self.stop = threading.Event()
         self._claim = client.register_script(scripts.CLAIM)
         self._progress = client.register_script(scripts.PROGRESS)
@@ -118,7 +122,10 @@ class Worker:
                                        "rows": record.rows_total, "attempt": record.attempts})
         self._written = 0
         try:
-            self._predict(record, msg, token)
+            if record.kind == "train":
+                self._train(record, msg, token)
+            else:
+                self._predict(record, msg, token)
         except ProtoserveError as exc:  # the job cannot succeed: no retry
             self._drop_pages(job_id, token, self._written)
             self._call(self._release, job_id, msg, token, "fail", exc.message, self.settings.job_max_attempts)
@@ -163,6 +170,29 @@ class Worker:
         else:
             self._drop_pages(record.job_id, token, pages)
 
+    def _train(self, record: JobRecord, msg: str, token: str) -> None:
+        """A training run: a new model version, its run stored on the record, then the job completed."""
+        if self.training is None:
+            raise NotFound("this worker cannot run training jobs")
+        spec = self.client.get(self.keys.input(record.job_id))
+        if spec is None:
+            raise NotFound(f"the request of training run {record.job_id} is gone")
+
+        def report(steps: int) -> bool:
+            outcome = self._call(self._progress, record.job_id, msg, token, steps, self.consumer)
+            return bool(outcome.decode() == "ok")
+
+        try:
+            run = self.training.run(spec, report, self.stop)  # type: ignore[arg-type]
+        except RunStopped:
+            if self.stop.is_set():  # hand the run back, not counted as an attempt
+                self._call(self._release, record.job_id, msg, token, "shutdown", "", self.settings.job_max_attempts)
+            log.info("training run stopped", extra={"job": record.job_id})
+            return
+        self.client.hset(self.keys.record(record.job_id), mapping=run_fields(run))  # type: ignore[arg-type]
+        if self._call(self._finish, record.job_id, msg, token, 0):
+            log.info("training run succeeded", extra={"job": record.job_id, "version": run.get("version")})
+
     def _model(self, name: str, version: str) -> LoadedModel:
         try:
             return self.inference.resolve(name, version)
@@ -178,6 +208,7 @@ class Worker:
 def main() -> None:
     from inference_svc.main import build_core
     from inference_svc.settings import InferenceSettings
+    from inference_svc.training.wiring import build_runner
     from protoserve_runtime import logging as json_logging
     from protoserve_runtime.settings import from_env
 
@@ -193,7 +224,8 @@ def main() -> None:
     client = sync_client(redis_settings.url)
     keys = JobKeys(redis_settings.redis_prefix)
     ensure_group(client, keys)
-    worker = Worker(core, client, keys, job_settings, f"{socket.gethostname()}-{os.getpid()}")
+    training = build_runner(core, client, redis_settings.redis_prefix, job_settings)
+    worker = Worker(core, client, keys, job_settings, f"{socket.gethostname()}-{os.getpid()}", training)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop.set())
     try:

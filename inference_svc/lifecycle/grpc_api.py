@@ -1,7 +1,6 @@
 """The gRPC adapter for protoserve.models.v1.ModelService: messages in, lifecycle core call, messages out.
 
-TrainModel and GetTrainingRun are answered by the training side; until it is wired here they are
-the generated base class's UNIMPLEMENTED.
+TrainModel and GetTrainingRun are answered by the training side (inference_svc/training/grpc_api.py).
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ from protoserve.models.v1 import model_service_pb2_grpc as pb_grpc
 
 from inference_svc.lifecycle.core import LifecycleCore, ModelVersions, VersionInfo
 from inference_svc.lifecycle.serving_state import Policy
+from inference_svc.training import grpc_api as training_api
+from inference_svc.training.core import TrainingCore
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
 
@@ -60,6 +61,17 @@ def versions_to_proto(listing: ModelVersions) -> pb.ListVersionsResponse:
 class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, core: LifecycleCore) -> None:
         self._core = core
+        self.training: TrainingCore | None = None  # set by the composition root when Redis is configured
+
+    @translate_errors
+    async def TrainModel(self, request: pb.TrainModelRequest, context: grpc.aio.ServicerContext) -> pb.TrainModelResponse:
+        return await training_api.train_model(self.training, request)
+
+    @translate_errors
+    async def GetTrainingRun(
+        self, request: pb.GetTrainingRunRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTrainingRunResponse:
+        return await training_api.get_training_run(self.training, request)
 
     @translate_errors
     async def ListVersions(self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext) -> pb.ListVersionsResponse:
@@ -100,6 +112,6 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         return pb.SetVersionPolicyResponse(policy=policy_to_proto(policy_now), versions=versions)
 
 
-def binding(core: LifecycleCore) -> ServiceBinding:
-    servicer = ModelServicer(core)
+def binding(core: LifecycleCore, servicer: ModelServicer | None = None) -> ServiceBinding:
+    servicer = servicer or ModelServicer(core)
     return ServiceBinding(SERVICE_NAME, lambda server: pb_grpc.add_ModelServiceServicer_to_server(servicer, server))

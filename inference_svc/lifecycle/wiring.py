@@ -26,6 +26,7 @@ class LifecycleParts:
     core: LifecycleCore
     follower: ServingFollower
     binding: ServiceBinding
+    servicer: grpc_api.ModelServicer
 
     async def start(self) -> None:
         """Read the serving state and load what it wants (before the worker reports ready)."""
@@ -55,4 +56,5 @@ def build_lifecycle(inference: InferenceCore, settings: InferenceSettings, state
         settings.serving_state_poll_seconds, settings.repository_poll_seconds,
     )
     core = LifecycleCore(inference, follower)
-    return LifecycleParts(core, follower, grpc_api.binding(core))
+    servicer = grpc_api.ModelServicer(core)
+    return LifecycleParts(core, follower, grpc_api.binding(core, servicer), servicer)

@@ -121,8 +121,24 @@ class Engine:
             parts.append(part)
         return parts, skipped
 
+    def written_before(self, spec: TrainingSpec) -> dict[str, Any] | None:
+        """The run, when an earlier attempt of it wrote its version and then stopped."""
+        for version in reversed(self.versions_on_disk(spec.model)):
+            try:
+                run = ModelCard.read(self.repository / spec.model / version).training.get("run")
+            except ValueError:
+                continue
+            if isinstance(run, dict) and run.get("run_id") == spec.run_id:
+                return run
+        return None
+
     def train(self, spec: TrainingSpec, progress: Progress) -> dict[str, Any]:
         """Run the training; returns the run (protobuf JSON form) of the version it made."""
+        earlier = self.written_before(spec)
+        if earlier is not None:  # finish what the earlier attempt started; never a second version
+            if earlier.get("promotion", {}).get("promoted"):
+                self.serving.promote(spec.model, str(earlier["version"]))
+            return earlier
         started = time.time()
         clock = time.perf_counter()
         card, champion = self.model_card(spec.model)

@@ -20,12 +20,13 @@ DEPLOY = REPO_ROOT / "deploy"
 COMMON = ["protoserve_runtime.auth:AuthSettings", "protoserve_runtime.tls:TlsSettings"]
 SERVICE_SETTINGS: dict[str, list[str]] = {
     "inference": ["inference_svc.settings:InferenceSettings", "inference_svc.events:EventSettings",
-                  "inference_svc.redis_client:RedisSettings", "inference_svc.jobs.settings:JobSettings", *COMMON],
+                  "inference_svc.redis_client:RedisSettings", "inference_svc.jobs.settings:JobSettings",
+                  "inference_svc.training.settings:TrainingSettings", *COMMON],
     "explain": ["inference_svc.settings:InferenceSettings", "inference_svc.explain.settings:ExplainSettings", *COMMON],
     "monitoring": ["monitoring_svc.settings:MonitoringSettings", *COMMON],
     # Job workers serve no port: no auth, no TLS.
     "worker": ["inference_svc.settings:InferenceSettings", "inference_svc.redis_client:RedisSettings",
-               "inference_svc.jobs.settings:JobSettings"],
+               "inference_svc.jobs.settings:JobSettings", "inference_svc.training.settings:TrainingSettings"],
     "gateway": ["gateway.settings:GatewaySettings", *COMMON],
 }
 
