@@ -155,7 +155,7 @@ class Engine:
             raise TrainingFailed(f"the rows cannot be split into training and held-out rows: {exc}") from None
         if card.task == "classification" and len(set(rows.y_train)) < 2:
             raise TrainingFailed(
-                f"the training rows hold a single class ({rows.y_train[0]!r}); a classifier needs at least two"
+                f"the training rows hold a single class ({str(rows.y_train[0])!r}); a classifier needs at least two"
             )
         progress(0.15)
         estimator = recipe.estimator(seed)
