@@ -127,11 +127,6 @@ class LifecycleCore:
         newest_ready = self.inference.default_version(model) or ""
 
         def unload(state: st.ModelServing) -> st.ModelServing:
-            if version == (state.default or newest_ready):
-                raise FailedPrecondition(
-                    f"version {version} is the default version of {model!r}; "
-                    "make another version the default first (PromoteVersion)"
-                )
             if version in (v for v, _ in state.routes):
                 raise FailedPrecondition(
                     f"version {version} of {model!r} has traffic; take it out of the routes first (SetTraffic)"
@@ -139,6 +134,11 @@ class LifecycleCore:
             if version == state.shadow:
                 raise FailedPrecondition(
                     f"version {version} of {model!r} is the shadow version; clear the shadow first (SetTraffic)"
+                )
+            if version == (state.default or newest_ready):
+                raise FailedPrecondition(
+                    f"version {version} is the default version of {model!r}; "
+                    "make another version the default first (PromoteVersion)"
                 )
             return st.with_unloaded(state, version)
 
