@@ -4,6 +4,10 @@ Every change is validated first, then written to the serving state in one atomic
 that depend on the state itself run inside it), so bad input never changes anything. The worker
 that took the call then applies the new state at once and answers; the other workers and
 replicas follow within a poll (follower.py).
+
+The training run that made a version is read from its card: ``card.training["run"]``, the
+TrainingRun message in protobuf JSON form (``json_format.MessageToDict(run,
+preserving_proto_field_name=True)``), written there by the training side.
 """
 
 from __future__ import annotations

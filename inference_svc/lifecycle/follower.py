@@ -14,10 +14,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-import redis
-
 from inference_svc.lifecycle.serving_state import ModelServing, StateStore
 from inference_svc.repository import ModelRepository, VersionEntry, VersionState
+from protoserve_runtime.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,9 @@ class ServingFollower:
             if not force and await self.store.revision() == self.revision:
                 return False
             self.revision, self.states = await self.store.read_all()
-        except (redis.RedisError, OSError) as exc:
+        except Unavailable as exc:
             if not self._store_down:
-                log.warning("serving state unreadable; keeping the last one", extra={"reason": str(exc)})
+                log.warning("serving state unreadable; keeping the last one", extra={"reason": exc.message})
             self._store_down = True
             return False
         self._store_down = False
@@ -112,14 +111,14 @@ class ServingFollower:
         last_scan = time.monotonic()
         while True:
             await asyncio.sleep(self._state_poll)
-            changed = await self.refresh()
-            due = self._repository_poll > 0 and time.monotonic() - last_scan >= self._repository_poll
-            if changed or due:
-                last_scan = time.monotonic()
-                try:
+            try:
+                changed = await self.refresh()
+                due = self._repository_poll > 0 and time.monotonic() - last_scan >= self._repository_poll
+                if changed or due:
+                    last_scan = time.monotonic()
                     await self.reconcile()
-                except Exception:  # never let one bad step end the following
-                    log.exception("reconciling the model table failed")
+            except Exception:  # never let one bad step end the following
+                log.exception("following the serving state failed")
 
 
 def _needs_load(entry: VersionEntry | None, retry_failed: bool) -> bool:
