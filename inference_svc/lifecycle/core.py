@@ -4,6 +4,10 @@ Every change is validated first, then written to the serving state in one atomic
 that depend on the state itself run inside it), so bad input never changes anything. The worker
 that took the call then applies the new state at once and answers; the other workers and
 replicas follow within a poll (follower.py).
+
+The training run that made a version is read from its card: ``card.training["run"]``, the
+TrainingRun message in protobuf JSON form (``json_format.MessageToDict(run,
+preserving_proto_field_name=True)``), written there by the training side.
 """
 
 from __future__ import annotations
@@ -127,11 +131,6 @@ class LifecycleCore:
         newest_ready = self.inference.default_version(model) or ""
 
         def unload(state: st.ModelServing) -> st.ModelServing:
-            if version == (state.default or newest_ready):
-                raise FailedPrecondition(
-                    f"version {version} is the default version of {model!r}; "
-                    "make another version the default first (PromoteVersion)"
-                )
             if version in (v for v, _ in state.routes):
                 raise FailedPrecondition(
                     f"version {version} of {model!r} has traffic; take it out of the routes first (SetTraffic)"
@@ -139,6 +138,11 @@ class LifecycleCore:
             if version == state.shadow:
                 raise FailedPrecondition(
                     f"version {version} of {model!r} is the shadow version; clear the shadow first (SetTraffic)"
+                )
+            if version == (state.default or newest_ready):
+                raise FailedPrecondition(
+                    f"version {version} is the default version of {model!r}; "
+                    "make another version the default first (PromoteVersion)"
                 )
             return st.with_unloaded(state, version)
 

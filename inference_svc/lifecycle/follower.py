@@ -14,10 +14,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-import redis
-
 from inference_svc.lifecycle.serving_state import ModelServing, StateStore
-from inference_svc.repository import ModelRepository, VersionState
+from inference_svc.repository import ModelRepository, VersionEntry, VersionState
+from protoserve_runtime.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,9 @@ class ServingFollower:
             if not force and await self.store.revision() == self.revision:
                 return False
             self.revision, self.states = await self.store.read_all()
-        except (redis.RedisError, OSError) as exc:
+        except Unavailable as exc:
             if not self._store_down:
-                log.warning("serving state unreadable; keeping the last one", extra={"reason": str(exc)})
+                log.warning("serving state unreadable; keeping the last one", extra={"reason": exc.message})
             self._store_down = True
             return False
         self._store_down = False
@@ -73,35 +72,56 @@ class ServingFollower:
                 await self._reconcile_model(model, on_disk.get(model, []), model in retry)
 
     async def _reconcile_model(self, model: str, on_disk: list[str], retry_failed: bool) -> None:
+        # Loads first, unloads after: a switch from one version to another never leaves a moment
+        # with neither loaded. The state may move while a version loads, so look again until
+        # nothing wanted is missing.
+        tried: set[str] = set()
+        while True:
+            entries = self._entries(model)
+            missing = [
+                v for v in sorted(self.state(model).wanted(on_disk), key=int)
+                if v not in tried and _needs_load(entries.get(v), retry_failed)
+            ]
+            if not missing:
+                break
+            for version in missing:
+                tried.add(version)
+                await asyncio.to_thread(self.repository.load, model, version)
         wanted = self.state(model).wanted(on_disk)
-        entries = {e.version: e for e in self.repository.versions(model)} if model in self.repository.names() else {}
+        entries = self._entries(model)
         for version in on_disk:
             entry = entries.get(version)
-            if version not in wanted:
-                if entry is None:
-                    self.repository.add_available(model, version)
-                elif entry.state in (VersionState.READY, VersionState.LOADING):
-                    self.repository.unload(model, version)
-                    self._on_unload(model, version)
+            if version in wanted:
                 continue
-            failed = entry is not None and entry.state is VersionState.FAILED
-            if entry is None or entry.state is VersionState.UNLOADED or (failed and retry_failed):
-                await asyncio.to_thread(self.repository.load, model, version)
+            if entry is None:
+                self.repository.add_available(model, version)
+            elif entry.state in (VersionState.READY, VersionState.LOADING):
+                self.repository.unload(model, version)
+                self._on_unload(model, version)
         for version in set(entries) - set(on_disk):  # the directory is gone
             if entries[version].state is not VersionState.READY or version not in self.state(model).pinned():
                 self.repository.forget(model, version)
                 self._on_unload(model, version)
+
+    def _entries(self, model: str) -> dict[str, VersionEntry]:
+        return {e.version: e for e in self.repository.versions(model)} if model in self.repository.names() else {}
 
     async def run(self) -> None:
         """Follow until cancelled."""
         last_scan = time.monotonic()
         while True:
             await asyncio.sleep(self._state_poll)
-            changed = await self.refresh()
-            due = self._repository_poll > 0 and time.monotonic() - last_scan >= self._repository_poll
-            if changed or due:
-                last_scan = time.monotonic()
-                try:
+            try:
+                changed = await self.refresh()
+                due = self._repository_poll > 0 and time.monotonic() - last_scan >= self._repository_poll
+                if changed or due:
+                    last_scan = time.monotonic()
                     await self.reconcile()
-                except Exception:  # never let one bad step end the following
-                    log.exception("reconciling the model table failed")
+            except Exception:  # never let one bad step end the following
+                log.exception("following the serving state failed")
+
+
+def _needs_load(entry: VersionEntry | None, retry_failed: bool) -> bool:
+    if entry is None or entry.state is VersionState.UNLOADED:
+        return True
+    return entry.state is VersionState.FAILED and retry_failed

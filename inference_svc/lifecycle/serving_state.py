@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol
 import redis
 import redis.asyncio
 
+from protoserve_runtime.errors import Unavailable
+
 PolicyKind = Literal["all", "latest", "specific"]
 
 
@@ -198,45 +200,57 @@ def promote_version(client: redis.Redis, prefix: str, model: str, version: str) 
 
 @dataclass
 class ServingStateStore:
+    """The serving state in Redis; an unreachable Redis is Unavailable (the caller may retry)."""
+
     client: redis.asyncio.Redis
     prefix: str
     shared = True  # reaches every replica
 
     async def revision(self) -> int:
-        raw = await self.client.get(revision_key(self.prefix))
+        try:
+            raw = await self.client.get(revision_key(self.prefix))
+        except (redis.RedisError, OSError) as exc:
+            raise _unreachable(exc) from exc
         return int(raw) if raw else 0
-
-    async def read(self, model: str) -> ModelServing:
-        return ModelServing.from_json(await self.client.get(model_key(self.prefix, model)))
 
     async def read_all(self) -> tuple[int, dict[str, ModelServing]]:
         """The revision and every model's document, read in one transaction."""
-        members = await self.client.smembers(models_key(self.prefix))
-        names = sorted(n.decode() if isinstance(n, bytes) else str(n) for n in members)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.get(revision_key(self.prefix))
-            for name in names:
-                pipe.get(model_key(self.prefix, name))
-            raw = await pipe.execute()
+        try:
+            members = await self.client.smembers(models_key(self.prefix))
+            names = sorted(n.decode() if isinstance(n, bytes) else str(n) for n in members)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.get(revision_key(self.prefix))
+                for name in names:
+                    pipe.get(model_key(self.prefix, name))
+                raw = await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise _unreachable(exc) from exc
         return int(raw[0] or 0), {name: ModelServing.from_json(doc) for name, doc in zip(names, raw[1:], strict=True)}
 
     async def update(self, model: str, change: Change) -> tuple[ModelServing, ModelServing]:
         """Apply change atomically; (before, after). change may raise to refuse: nothing is written."""
         key = model_key(self.prefix, model)
-        async with self.client.pipeline() as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    before = ModelServing.from_json(await pipe.get(key))
-                    after = change(before)
-                    pipe.multi()
-                    pipe.set(key, after.to_json())
-                    pipe.sadd(models_key(self.prefix), model)
-                    pipe.incr(revision_key(self.prefix))
-                    await pipe.execute()
-                    return before, after
-                except redis.WatchError:
-                    continue
+        try:
+            async with self.client.pipeline() as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        before = ModelServing.from_json(await pipe.get(key))
+                        after = change(before)
+                        pipe.multi()
+                        pipe.set(key, after.to_json())
+                        pipe.sadd(models_key(self.prefix), model)
+                        pipe.incr(revision_key(self.prefix))
+                        await pipe.execute()
+                        return before, after
+                    except redis.WatchError:
+                        continue
+        except (redis.RedisError, OSError) as exc:
+            raise _unreachable(exc) from exc
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _unreachable(exc: Exception) -> Unavailable:
+    return Unavailable(f"the serving state in Redis is unreachable ({exc}); nothing was changed, retry later")
