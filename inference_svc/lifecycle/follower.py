@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from inference_svc.lifecycle.serving_state import ModelServing, StateStore
 from inference_svc.repository import ModelRepository, VersionEntry, VersionState
@@ -43,6 +44,7 @@ class ServingFollower:
         self._repository_poll = repository_poll_seconds
         self._lock = asyncio.Lock()
         self._store_down = False
+        self._published: dict[str, ModelServing] = {}
 
     def state(self, model: str) -> ModelServing:
         return self.states.get(model, NO_STATE)
@@ -59,8 +61,22 @@ class ServingFollower:
             self._store_down = True
             return False
         self._store_down = False
-        self._publish(self.states)
+        self._publish_ready()
         return True
+
+    def _publish_ready(self) -> None:
+        """Hand the routing to the data plane with each default that is not ready here yet replaced
+        by the default published before: a promotion switches once its version is loaded, and until
+        then the calls stay on the old default (not on whatever version is newest)."""
+        routing = {}
+        for model, state in self.states.items():
+            before = self._published.get(model)
+            if state.default and before is not None and before.default and state.default != before.default:
+                if state.default not in self.repository.ready_versions(model):
+                    state = replace(state, default=before.default)
+            routing[model] = state
+        self._published = routing
+        self._publish(routing)
 
     async def reconcile(self, retry_failed: Iterable[str] = ()) -> None:
         """Load what is wanted and not loaded, unload what is loaded and not wanted (retry_failed:
@@ -70,6 +86,7 @@ class ServingFollower:
             retry = set(retry_failed)
             for model in sorted(set(on_disk) | set(self.repository.names())):
                 await self._reconcile_model(model, on_disk.get(model, []), model in retry)
+            self._publish_ready()  # defaults that were waiting for their version take over now
 
     async def _reconcile_model(self, model: str, on_disk: list[str], retry_failed: bool) -> None:
         # Loads first, unloads after: a switch from one version to another never leaves a moment
