@@ -104,6 +104,7 @@ class ServingFollower:
             for version in missing:
                 tried.add(version)
                 await asyncio.to_thread(self.repository.load, model, version)
+                self._publish_ready()  # a default waiting for this version switches to it now
         wanted = self.state(model).wanted(on_disk)
         entries = self._entries(model)
         for version in on_disk:
