@@ -7,6 +7,7 @@ sure to win and the switch can be watched; iris tests prove the policy refusing 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections import Counter
@@ -68,7 +69,7 @@ def feedback(system: TrainingSystem, redis_url: str) -> int:
         return True
 
     for prediction_id, (_, label) in zip(ids, texts, strict=True):
-        wait_until(lambda: record(prediction_id, label), what="the prediction to be logged")
+        wait_until(functools.partial(record, prediction_id, label), what="the prediction to be logged")
     stream = f"{system.env['PROTOSERVE_LABELED_EXAMPLES_STREAM']}:sentiment"
     with redis.Redis.from_url(redis_url) as client:
         return int(client.xlen(stream))
