@@ -105,5 +105,5 @@ def test_versions_panel_needs_admin_then_shows_every_version(
     decision = two.locator(".run-promotion").inner_text()
     assert "not promoted" in decision and "0.967" in decision and "champion v1" in decision
     assert "shadow v2" in page.inner_text("#versions-status")
-    page.screenshot(path=str(tmp_path / "versions.png"), full_page=True)
+    page.locator("#versions-panel").screenshot(path=str(tmp_path / "versions.png"))
     context.close()
