@@ -33,6 +33,22 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Run refresh now, every ms and on each trigger element's change; never two at once (a change
+// during a refresh runs it once more when that one ends, so the page never shows stale input).
+function keepFresh(refresh, ms, ...triggers) {
+  let busy = false, again = false;
+  const tick = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      do { again = false; await refresh(); } while (again);
+    } finally { busy = false; }
+  };
+  for (const id of triggers) $(id).addEventListener("change", tick);
+  setInterval(tick, ms);
+  tick();
+}
+
 function showError(error) {
   $("result").replaceChildren(el("p", { class: "error", id: "error" }, String(error.message || error)));
 }

@@ -157,17 +157,4 @@ async function refreshDashboard() {
   }
 }
 
-function startDashboard() {
-  let busy = false;
-  const tick = async () => {
-    if (busy) return;
-    busy = true;
-    try { await refreshDashboard(); } finally { busy = false; }
-  };
-  $("model").addEventListener("change", tick);
-  $("dash-window").addEventListener("change", tick);
-  setInterval(tick, REFRESH_MS);
-  tick();
-}
-
-startDashboard();
+keepFresh(refreshDashboard, REFRESH_MS, "model", "dash-window");

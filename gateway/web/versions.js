@@ -68,17 +68,4 @@ async function refreshVersions() {
   }
 }
 
-function startVersions() {
-  let busy = false;
-  const tick = async () => {
-    if (busy) return;
-    busy = true;
-    try { await refreshVersions(); } finally { busy = false; }
-  };
-  $("model").addEventListener("change", tick);
-  $("api-key").addEventListener("change", tick);
-  setInterval(tick, VERSIONS_REFRESH_MS);
-  tick();
-}
-
-startVersions();
+keepFresh(refreshVersions, VERSIONS_REFRESH_MS, "model", "api-key");

@@ -17,6 +17,7 @@ from tests.conftest import start_inference
 from tests.gateway.conftest import start_gateway
 from tests.lifecycle.system import add_version
 
+WAIT_MS = 60_000  # how long the page may take on a busy machine (a bound, not a measure)
 RUN = {
     "run_id": "run-7", "model": "iris-knn", "recipe": "iris-knn", "parameters": {"n_neighbors": 7},
     "state": "TRAINING_RUN_STATE_SUCCEEDED", "version": "2", "duration_seconds": 1.25,
@@ -86,10 +87,10 @@ def test_versions_panel_needs_admin_then_shows_every_version(
     page.goto(versions_system["url"] + "/")
     page.fill("#api-key", keys["predict"])
     page.dispatch_event("#api-key", "change")
-    expect(page.locator("#versions-status")).to_contain_text("admin scope")
+    expect(page.locator("#versions-status")).to_contain_text("admin scope", timeout=WAIT_MS)
     page.fill("#api-key", keys["admin"])
     page.dispatch_event("#api-key", "change")
-    expect(page.locator("#versions-table tr.version")).to_have_count(2)
+    expect(page.locator("#versions-table tr.version")).to_have_count(2, timeout=WAIT_MS)
     rows = page.locator("#versions-table tr.version")
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.version)") == ["2", "1"]
     two, one = page.locator('tr[data-version="2"]'), page.locator('tr[data-version="1"]')
@@ -104,5 +105,5 @@ def test_versions_panel_needs_admin_then_shows_every_version(
     decision = two.locator(".run-promotion").inner_text()
     assert "not promoted" in decision and "0.967" in decision and "champion v1" in decision
     assert "shadow v2" in page.inner_text("#versions-status")
-    page.screenshot(path=str(tmp_path / "versions.png"), full_page=True)
+    page.locator("#versions-panel").screenshot(path=str(tmp_path / "versions.png"))
     context.close()
