@@ -142,6 +142,10 @@ class Engine:
         started = time.time()
         clock = time.perf_counter()
         card, champion = self.model_card(spec.model)
+        if champion and not self.serving.default_version(spec.model):
+            # Pin the champion, long before the new version appears: with no default set, the newest
+            # version would take the traffic on a replica that sees its directory first.
+            self.serving.promote(spec.model, champion)
         recipe = self.recipe_for(card, spec.recipe, spec.params)
         config = load_config()
         seed, test_size = int(config["split"]["random_state"]), float(config["split"]["test_size"])
@@ -197,9 +201,6 @@ class Engine:
             "start_time": timestamp(started),
             "duration_seconds": round(time.perf_counter() - clock, 3),
         }
-        if champion and not self.serving.default_version(spec.model):
-            # Pin the champion first: with no default set, the newest version would take the traffic.
-            self.serving.promote(spec.model, champion)
         run["finish_time"] = timestamp(time.time())
         version = self._write(spec, new_card, estimator, run, progress)
         run["version"] = version

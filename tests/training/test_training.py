@@ -94,8 +94,8 @@ def test_a_run_that_wins_is_promoted_and_serves(system: TrainingSystem) -> None:
     decision = run.promotion
     assert decision.promoted and decision.challenger_score >= decision.champion_score + decision.margin
     assert decision.mode == pb.PROMOTION_MODE_AUTO and decision.champion_version == "1"
-    default, _ = versions(system)
-    assert default == run.version
+    # Each replica follows the serving state (polling it), so it sees the new default shortly.
+    wait_until(lambda: versions(system)[0] == run.version, what="the new default on the replica")
     response = wait_until(lambda: (r := system.predict.Predict(predict_request("iris-knn", [IRIS_ROW]), timeout=10))
                           .version == run.version and r, what="the promoted version to answer")
     assert response.predictions[0].classification.label == "setosa"  # a virginica flower, by the renamed classes
