@@ -19,7 +19,7 @@ from inference_svc.model import LoadedModel
 
 AttributionKind = Literal["feature", "token", "derived"]
 OutputSpace = Literal["probability", "margin", "value"]
-MethodName = Literal["tree_shap", "linear_shap", "permutation_shap"]
+MethodName = Literal["tree_shap", "linear_shap", "permutation_shap", "exact_shap"]
 
 
 @dataclass(frozen=True)
