@@ -2,19 +2,28 @@
 
 Starts one inference server and one gateway on loopback, then for each concurrency (1 and 64 by
 default) sends the same one-row iris-knn request as gRPC Predict, REST POST /v1/models/iris-knn:predict
-and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and prints a
+and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and the peer in the
+same run: MLServer's own REST POST /v2/models/iris-knn/infer (the same fitted estimator, adaptive
+batching on, as in bench/run.py; installed into bench/.venv-mlserver on first use). It prints a
 Markdown table (req/s, p50, p99). The load generator is one asyncio process on the same machine,
 so on a small box it competes with the servers for the cores: compare rows of the same run only.
 
     .venv/bin/python bench/gateway_overhead.py --models models --requests 2000
+    .venv/bin/python bench/gateway_overhead.py --no-mlserver   # protoserve paths only
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -25,22 +34,54 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.explain_latency import measure as latency  # noqa: E402  (one timing loop for every bench)
+from bench.run import ensure_mlserver, mlserver_dir  # noqa: E402
 from inference_svc.builtin.build import build_models  # noqa: E402
+from protoserve_runtime.redis_server import free_port  # noqa: E402
 from tests.gateway.conftest import start_gateway  # noqa: E402
 from tests.harness import ServiceProcess  # noqa: E402
 from tests.inference.rows import predict_request  # noqa: E402
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 V2_BODY = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+# MLServer's sklearn runtime answers `predict` unless asked; ask for the probabilities protoserve returns.
+MLSERVER_BODY = {**V2_BODY, "outputs": [{"name": "predict_proba"}]}
 
 
-async def measure(inference: str, gateway: str, concurrencies: list[int], total: int) -> list[str]:
+@contextmanager
+def mlserver(repository: Path) -> Iterator[str]:
+    """MLServer serving iris-knn with one parallel worker (its default); yields its REST base URL."""
+    folder = mlserver_dir(repository, 1, free_port())
+    http_port = json.loads((folder / "settings.json").read_text())["http_port"]
+    url = f"http://127.0.0.1:{http_port}"
+    log = (folder / "mlserver.log").open("wb")
+    process = subprocess.Popen([str(ensure_mlserver()), "start", str(folder)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/v2/models/iris-knn/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"MLServer did not start; see {folder / 'mlserver.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+async def measure(inference: str, gateway: str, peer: str | None, concurrencies: list[int], total: int) -> list[str]:
     rows = ["| path | concurrency | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
     request = predict_request("iris-knn", [ROW])
     request.skip_cache = True
     # aiohttp rather than httpx: its lower per-request cost leaves more of the cores to the servers.
     async with grpc.aio.insecure_channel(inference) as channel, \
-            aiohttp.ClientSession(gateway, connector=aiohttp.TCPConnector(limit=128)) as http:
+            aiohttp.ClientSession(gateway, connector=aiohttp.TCPConnector(limit=128)) as http, \
+            aiohttp.ClientSession(peer or gateway, connector=aiohttp.TCPConnector(limit=128)) as peer_http:
         stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
 
         async def grpc_predict() -> None:
@@ -56,9 +97,17 @@ async def measure(inference: str, gateway: str, concurrencies: list[int], total:
                 response.raise_for_status()
                 await response.read()
 
+        async def mlserver_v2_infer() -> None:
+            async with peer_http.post("/v2/models/iris-knn/infer", json=MLSERVER_BODY) as response:
+                response.raise_for_status()
+                await response.read()
+
+        paths = [("gRPC Predict (direct)", grpc_predict), ("REST /v1 predict (gateway)", rest_predict),
+                 ("REST /v2 infer (gateway)", rest_v2_infer)]
+        if peer is not None:
+            paths.append(("REST /v2 infer (MLServer 1.7.1)", mlserver_v2_infer))
         for concurrency in concurrencies:
-            for name, call in [("gRPC Predict (direct)", grpc_predict), ("REST /v1 predict (gateway)", rest_predict),
-                               ("REST /v2 infer (gateway)", rest_v2_infer)]:
+            for name, call in paths:
                 p50, p99, rps = await latency(call, total if concurrency > 1 else total // 4, concurrency)
                 rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
                 print(rows[-1], file=sys.stderr, flush=True)
@@ -71,6 +120,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per row at concurrency > 1")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--gateway-workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument("--mlserver", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure MLServer's REST in the same run (the peer)")
     args = parser.parse_args()
     build_models(args.models, ["iris-knn"])
     logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -81,7 +132,11 @@ def main() -> None:
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning",
                             PROTOSERVE_GATEWAY_WORKERS=str(args.gateway_workers))
     try:
-        rows = asyncio.run(measure(inference.address, gateway.url, args.concurrency, args.requests))
+        if args.mlserver:
+            with mlserver(args.models) as peer:
+                rows = asyncio.run(measure(inference.address, gateway.url, peer, args.concurrency, args.requests))
+        else:
+            rows = asyncio.run(measure(inference.address, gateway.url, None, args.concurrency, args.requests))
     finally:
         gateway.terminate()
         inference.terminate()

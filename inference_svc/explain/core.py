@@ -11,8 +11,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from inference_svc.card import ModelCard
 from inference_svc.explain.attributions import Method, RowAttributions
 from inference_svc.explain.methods import build_method
@@ -110,19 +108,8 @@ class ExplainCore:
                 f"{method.features} x samples {method.samples}), over the limit PROTOSERVE_EXPLAIN_MAX_COST={limit:,}; "
                 "send fewer rows"
             )
-        predictions, explained = await loop.run_in_executor(self._executor, self._run, loaded, method, inputs, label)
+        predictions, explained = await loop.run_in_executor(self._executor, method.predict_and_explain, inputs, label)
         return ExplainResult(loaded.card, method, predictions, [top_k(row, k) for row in explained])
-
-    @staticmethod
-    def _run(
-        loaded: LoadedModel, method: Method, inputs: np.ndarray, label: str
-    ) -> tuple[PredictionBatch, list[RowAttributions]]:
-        predictions = loaded.predict(inputs)
-        if label or predictions.label_indices is None:
-            labels = [label] * len(inputs)
-        else:
-            labels = [loaded.card.labels[i] for i in predictions.label_indices.tolist()]
-        return predictions, method.explain(inputs, labels)
 
     def warm(self) -> None:
         """Build every ready version's explainer and run it once, so that the first caller does not
@@ -135,7 +122,7 @@ class ExplainCore:
                     method = self.method_for(entry.model)
                     sample = _first_reference_row(entry.model.card)
                     if sample is not None:
-                        self._run(entry.model, method, rows_to_inputs(entry.model.card, [sample], self.limits), "")
+                        method.predict_and_explain(rows_to_inputs(entry.model.card, [sample], self.limits), "")
                 except ProtoserveError as exc:
                     log.warning("model cannot be explained", extra={"model": name, "version": entry.version,
                                                                      "reason": exc.message})
