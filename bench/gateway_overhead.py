@@ -5,7 +5,8 @@ default) sends the same one-row iris-knn request as gRPC Predict, REST POST /v1/
 and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and the peer in the
 same run: MLServer's own REST POST /v2/models/iris-knn/infer (the same fitted estimator, adaptive
 batching on, as in bench/run.py; installed into bench/.venv-mlserver on first use). It prints a
-Markdown table (req/s, p50, p99). The load generator is one asyncio process on the same machine,
+Markdown table (req/s, p50, p99, and CPU per request of the gateway's and of the serving process
+trees). The load generator is one asyncio process on the same machine,
 so on a small box it competes with the servers for the cores: compare rows of the same run only.
 
     .venv/bin/python bench/gateway_overhead.py --models models --requests 2000
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import psutil
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +50,8 @@ MLSERVER_BODY = {**V2_BODY, "outputs": [{"name": "predict_proba"}]}
 
 
 @contextmanager
-def mlserver(repository: Path) -> Iterator[str]:
-    """MLServer serving iris-knn with one parallel worker (its default); yields its REST base URL."""
+def mlserver(repository: Path) -> Iterator[tuple[str, int]]:
+    """MLServer serving iris-knn with one parallel worker (its default); yields its REST base URL and pid."""
     folder = mlserver_dir(repository, 1, free_port())
     http_port = json.loads((folder / "settings.json").read_text())["http_port"]
     url = f"http://127.0.0.1:{http_port}"
@@ -67,15 +69,32 @@ def mlserver(repository: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"MLServer did not start; see {folder / 'mlserver.log'}")
             time.sleep(0.5)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(30)
         log.close()
 
 
-async def measure(inference: str, gateway: str, peer: str | None, concurrencies: list[int], total: int) -> list[str]:
-    rows = ["| path | concurrency | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (worker processes) so far."""
+    tree = [psutil.Process(pid)]
+    tree += tree[0].children(recursive=True)
+    total = 0.0
+    for process in tree:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str, int], concurrencies: list[int],
+                  total: int) -> list[str]:
+    """``pids``: the process trees whose CPU is counted: "gateway", "inference" and, with a peer, "peer"."""
+    rows = ["| path | concurrency | req/s | p50 ms | p99 ms | gateway CPU ms/req | server CPU ms/req |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     request = predict_request("iris-knn", [ROW])
     request.skip_cache = True
     # aiohttp rather than httpx: its lower per-request cost leaves more of the cores to the servers.
@@ -102,14 +121,22 @@ async def measure(inference: str, gateway: str, peer: str | None, concurrencies:
                 response.raise_for_status()
                 await response.read()
 
-        paths = [("gRPC Predict (direct)", grpc_predict), ("REST /v1 predict (gateway)", rest_predict),
-                 ("REST /v2 infer (gateway)", rest_v2_infer)]
+        # (name, call, the server whose CPU is counted, whether it goes through the gateway)
+        paths = [("gRPC Predict (direct)", grpc_predict, "inference", False),
+                 ("REST /v1 predict (gateway)", rest_predict, "inference", True),
+                 ("REST /v2 infer (gateway)", rest_v2_infer, "inference", True)]
         if peer is not None:
-            paths.append(("REST /v2 infer (MLServer 1.7.1)", mlserver_v2_infer))
+            paths.append(("REST /v2 infer (MLServer 1.7.1)", mlserver_v2_infer, "peer", False))
         for concurrency in concurrencies:
-            for name, call in paths:
-                p50, p99, rps = await latency(call, total if concurrency > 1 else total // 4, concurrency)
-                rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
+            for name, call, server, via_gateway in paths:
+                requests = total if concurrency > 1 else total // 4
+                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                p50, p99, rps = await latency(call, requests, concurrency)
+                calls = requests + min(10, requests)  # with the warm-up calls
+                spent = {k: (cpu_seconds(pid) - before[k]) * 1000 / calls for k, pid in pids.items()}
+                gateway_cpu = f"{spent['gateway']:.2f}" if via_gateway else "-"
+                rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {gateway_cpu} "
+                            f"| {spent[server]:.2f} |")
                 print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
@@ -132,11 +159,14 @@ def main() -> None:
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning",
                             PROTOSERVE_GATEWAY_WORKERS=str(args.gateway_workers))
     try:
+        assert gateway.process is not None and inference.process is not None
+        pids = {"gateway": gateway.process.pid, "inference": inference.process.pid}
         if args.mlserver:
-            with mlserver(args.models) as peer:
-                rows = asyncio.run(measure(inference.address, gateway.url, peer, args.concurrency, args.requests))
+            with mlserver(args.models) as (peer, peer_pid):
+                rows = asyncio.run(measure(inference.address, gateway.url, peer, {**pids, "peer": peer_pid},
+                                           args.concurrency, args.requests))
         else:
-            rows = asyncio.run(measure(inference.address, gateway.url, None, args.concurrency, args.requests))
+            rows = asyncio.run(measure(inference.address, gateway.url, None, pids, args.concurrency, args.requests))
     finally:
         gateway.terminate()
         inference.terminate()
