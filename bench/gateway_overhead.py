@@ -2,45 +2,105 @@
 
 Starts one inference server and one gateway on loopback, then for each concurrency (1 and 64 by
 default) sends the same one-row iris-knn request as gRPC Predict, REST POST /v1/models/iris-knn:predict
-and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and prints a
-Markdown table (req/s, p50, p99). The load generator is one asyncio process on the same machine,
+and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and the peer in the
+same run: MLServer's own REST POST /v2/models/iris-knn/infer (the same fitted estimator, adaptive
+batching on, as in bench/run.py; installed into bench/.venv-mlserver on first use). It prints a
+Markdown table (req/s, p50, p99, and CPU per request of the gateway's and of the serving process
+trees). The load generator is one asyncio process on the same machine,
 so on a small box it competes with the servers for the cores: compare rows of the same run only.
 
     .venv/bin/python bench/gateway_overhead.py --models models --requests 2000
+    .venv/bin/python bench/gateway_overhead.py --no-mlserver   # protoserve paths only
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 import grpc
+import psutil
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.explain_latency import measure as latency  # noqa: E402  (one timing loop for every bench)
+from bench.run import ensure_mlserver, mlserver_dir  # noqa: E402
 from inference_svc.builtin.build import build_models  # noqa: E402
+from protoserve_runtime.redis_server import free_port  # noqa: E402
 from tests.gateway.conftest import start_gateway  # noqa: E402
 from tests.harness import ServiceProcess  # noqa: E402
 from tests.inference.rows import predict_request  # noqa: E402
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 V2_BODY = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+# MLServer's sklearn runtime answers `predict` unless asked; ask for the probabilities protoserve returns.
+MLSERVER_BODY = {**V2_BODY, "outputs": [{"name": "predict_proba"}]}
 
 
-async def measure(inference: str, gateway: str, concurrencies: list[int], total: int) -> list[str]:
-    rows = ["| path | concurrency | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+@contextmanager
+def mlserver(repository: Path) -> Iterator[tuple[str, int]]:
+    """MLServer serving iris-knn with one parallel worker (its default); yields its REST base URL and pid."""
+    folder = mlserver_dir(repository, 1, free_port())
+    http_port = json.loads((folder / "settings.json").read_text())["http_port"]
+    url = f"http://127.0.0.1:{http_port}"
+    log = (folder / "mlserver.log").open("wb")
+    process = subprocess.Popen([str(ensure_mlserver()), "start", str(folder)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/v2/models/iris-knn/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"MLServer did not start; see {folder / 'mlserver.log'}")
+            time.sleep(0.5)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (worker processes) so far."""
+    tree = [psutil.Process(pid)]
+    tree += tree[0].children(recursive=True)
+    total = 0.0
+    for process in tree:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str, int], concurrencies: list[int],
+                  total: int) -> list[str]:
+    """``pids``: the process trees whose CPU is counted: "gateway", "inference" and, with a peer, "peer"."""
+    rows = ["| path | concurrency | req/s | p50 ms | p99 ms | gateway CPU ms/req | server CPU ms/req |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     request = predict_request("iris-knn", [ROW])
     request.skip_cache = True
     # aiohttp rather than httpx: its lower per-request cost leaves more of the cores to the servers.
     async with grpc.aio.insecure_channel(inference) as channel, \
-            aiohttp.ClientSession(gateway, connector=aiohttp.TCPConnector(limit=128)) as http:
+            aiohttp.ClientSession(gateway, connector=aiohttp.TCPConnector(limit=128)) as http, \
+            aiohttp.ClientSession(peer or gateway, connector=aiohttp.TCPConnector(limit=128)) as peer_http:
         stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
 
         async def grpc_predict() -> None:
@@ -56,11 +116,27 @@ async def measure(inference: str, gateway: str, concurrencies: list[int], total:
                 response.raise_for_status()
                 await response.read()
 
+        async def mlserver_v2_infer() -> None:
+            async with peer_http.post("/v2/models/iris-knn/infer", json=MLSERVER_BODY) as response:
+                response.raise_for_status()
+                await response.read()
+
+        # (name, call, the server whose CPU is counted, whether it goes through the gateway)
+        paths = [("gRPC Predict (direct)", grpc_predict, "inference", False),
+                 ("REST /v1 predict (gateway)", rest_predict, "inference", True),
+                 ("REST /v2 infer (gateway)", rest_v2_infer, "inference", True)]
+        if peer is not None:
+            paths.append(("REST /v2 infer (MLServer 1.7.1)", mlserver_v2_infer, "peer", False))
         for concurrency in concurrencies:
-            for name, call in [("gRPC Predict (direct)", grpc_predict), ("REST /v1 predict (gateway)", rest_predict),
-                               ("REST /v2 infer (gateway)", rest_v2_infer)]:
-                p50, p99, rps = await latency(call, total if concurrency > 1 else total // 4, concurrency)
-                rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
+            for name, call, server, via_gateway in paths:
+                requests = total if concurrency > 1 else total // 4
+                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                p50, p99, rps = await latency(call, requests, concurrency)
+                calls = requests + min(10, requests)  # with the warm-up calls
+                spent = {k: (cpu_seconds(pid) - before[k]) * 1000 / calls for k, pid in pids.items()}
+                gateway_cpu = f"{spent['gateway']:.2f}" if via_gateway else "-"
+                rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {gateway_cpu} "
+                            f"| {spent[server]:.2f} |")
                 print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
@@ -71,6 +147,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per row at concurrency > 1")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--gateway-workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument("--mlserver", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure MLServer's REST in the same run (the peer)")
     args = parser.parse_args()
     build_models(args.models, ["iris-knn"])
     logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -81,7 +159,14 @@ def main() -> None:
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning",
                             PROTOSERVE_GATEWAY_WORKERS=str(args.gateway_workers))
     try:
-        rows = asyncio.run(measure(inference.address, gateway.url, args.concurrency, args.requests))
+        assert gateway.process is not None and inference.process is not None
+        pids = {"gateway": gateway.process.pid, "inference": inference.process.pid}
+        if args.mlserver:
+            with mlserver(args.models) as (peer, peer_pid):
+                rows = asyncio.run(measure(inference.address, gateway.url, peer, {**pids, "peer": peer_pid},
+                                           args.concurrency, args.requests))
+        else:
+            rows = asyncio.run(measure(inference.address, gateway.url, None, pids, args.concurrency, args.requests))
     finally:
         gateway.terminate()
         inference.terminate()

@@ -6,9 +6,9 @@ tritonclient expect. Every call here changes nothing except load/unload, so the 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from inference import grpc_predict_v2_pb2 as v2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -82,7 +82,7 @@ class OipApi:
         message, binary_outputs, all_binary = build_infer_request(name, version, parse_json(header), binary)
         response = await self._call(request, "ModelInfer", message, v2.ModelInferResponse)
         body, chunks = infer_response(response, binary_outputs, all_binary)
-        text = json.dumps(body, separators=(",", ":")).encode()
+        text = orjson.dumps(body)
         if not chunks:
             return Response(text, media_type="application/json")
         return Response(text + chunks, media_type="application/octet-stream", headers={HEADER_LENGTH: str(len(text))})

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from urllib.parse import unquote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.calls import Caller, read_body, require_json
 from gateway.discovery import Route
 from gateway.errors import HttpError
 from gateway.jobs_rest import accepted
-from gateway.transcode import build_request, parse_json, to_json
+from gateway.transcode import JsonResponse, build_request, parse_json, to_json
 
 
 class RestApi:
@@ -49,5 +49,5 @@ class RestApi:
         answer = to_json(response)
         headers = accepted(route.full_method, answer)
         if headers is not None:
-            return JSONResponse(answer, status_code=202, headers=headers)
-        return JSONResponse(answer)
+            return JsonResponse(answer, status_code=202, headers=headers)
+        return JsonResponse(answer)

@@ -7,14 +7,15 @@ browser never has to guess what a missing field means.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from starlette.responses import Response
 
 from gateway.discovery import Route
 from gateway.errors import HttpError
@@ -24,15 +25,26 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False}
 
 
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON; 400 with the position when it is not."""
+    """The body as JSON (strict RFC 8259: no NaN or Infinity literals); 400 with the position when it is not."""
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw.decode("utf-8"))
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         raise HttpError.bad_request("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise HttpError.bad_request(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+class JsonResponse(Response):
+    """A JSON response rendered by orjson: several times faster than the standard library's encoder."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _field_path(descriptor: Descriptor, path: str) -> FieldDescriptor | None:

@@ -105,9 +105,7 @@ class InferenceCore:
     def default_version(self, model: str) -> str | None:
         """The serving state's default when it is ready here, else the newest ready version."""
         state = self.serving.get(model)
-        if state is not None and state.default in self.repository.ready_versions(model):
-            return state.default
-        return self.repository.default_version(model)
+        return self.repository.default_version(model, state.default if state is not None else "")
 
     async def predict_rows(
         self,

@@ -86,12 +86,7 @@ class LoadedModel:
     def predict(self, inputs: np.ndarray) -> PredictionBatch:
         if self.card.task == "classification":
             proba = self._kernel or self.estimator.predict_proba
-            probabilities = np.asarray(proba(inputs), dtype=np.float64)
-            if self._label_order is not None:
-                probabilities = probabilities[:, self._label_order]
-            return PredictionBatch(
-                probabilities=probabilities, label_indices=probabilities.argmax(axis=1)
-            )
+            return self.classification(proba(inputs))
         if self._returns_std:
             mean, std = self.estimator.predict(inputs, return_std=True)
             variances = np.square(np.asarray(std, dtype=np.float64))
@@ -99,6 +94,13 @@ class LoadedModel:
             mean = self.estimator.predict(inputs)
             variances = np.zeros(len(mean))
         return PredictionBatch(values=np.asarray(mean, dtype=np.float64).reshape(-1), variances=variances)
+
+    def classification(self, estimator_probabilities: Any) -> PredictionBatch:
+        """The batch for probabilities in the estimator's class order (as predict_proba gives them)."""
+        probabilities = np.asarray(estimator_probabilities, dtype=np.float64)
+        if self._label_order is not None:
+            probabilities = probabilities[:, self._label_order]
+        return PredictionBatch(probabilities=probabilities, label_indices=probabilities.argmax(axis=1))
 
 
 def _checked_kernel(card: ModelCard, estimator: Any) -> ProbaKernel | None:

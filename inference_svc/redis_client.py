@@ -10,12 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
-
 from protoserve_runtime.settings import SettingsError, setting
 
 
@@ -35,29 +29,3 @@ class RedisSettings:
             raise SettingsError("PROTOSERVE_REDIS_PREFIX must be a non-empty word")
         if self.cache_ttl_seconds < 1:
             raise SettingsError("PROTOSERVE_CACHE_TTL_SECONDS must be at least 1")
-
-
-# A restarted Redis drops pooled connections; a command is retried on a fresh one, for ~3 s.
-_BACKOFF = ExponentialBackoff(cap=1.0, base=0.05)
-_RETRIES = 7
-
-
-def async_client(url: str) -> redis.asyncio.Redis:
-    return redis.asyncio.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10, retry=AsyncRetry(_BACKOFF, _RETRIES),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-    )
-
-
-def fast_async_client(url: str) -> redis.asyncio.Redis:
-    """For the cache on the Predict path: fail fast and never retry, the model can answer instead."""
-    return redis.asyncio.Redis.from_url(
-        url, socket_connect_timeout=0.25, socket_timeout=0.5, retry=AsyncRetry(_BACKOFF, 0)
-    )
-
-
-def sync_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=30, retry=Retry(_BACKOFF, _RETRIES),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-    )

@@ -168,9 +168,12 @@ class ModelRepository:
                 raise NotFound(f"model {name!r} not found")
             return sorted(entries.values(), key=lambda e: int(e.version))
 
-    def default_version(self, name: str) -> str | None:
-        ready = [e for e in self.versions(name) if e.state is VersionState.READY]
-        return ready[-1].version if ready else None
+    def default_version(self, name: str, preferred: str = "") -> str | None:
+        """preferred (the serving state's default) when it is ready here, else the newest ready version."""
+        ready = [e.version for e in self.versions(name) if e.state is VersionState.READY]
+        if preferred and preferred in ready:
+            return preferred
+        return ready[-1] if ready else None
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The model that answers for name (and version, when one is pinned)."""

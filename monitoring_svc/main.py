@@ -6,8 +6,6 @@ import asyncio
 import logging
 import os
 
-import redis.asyncio as aioredis
-
 from monitoring_svc import grpc_api
 from monitoring_svc.aggregates import Keys, Window
 from monitoring_svc.alerts import AlertEvaluator, AlertRules
@@ -20,6 +18,7 @@ from monitoring_svc.settings import MonitoringSettings
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
+from protoserve_runtime.redis_clients import async_client
 from protoserve_runtime.server import ServerOptions, run_server
 from protoserve_runtime.settings import SettingsError, from_env
 
@@ -31,7 +30,7 @@ async def serve(settings: MonitoringSettings) -> None:
     if not url:
         raise SettingsError("the monitoring service needs Redis: set PROTOSERVE_REDIS_URL or REDIS_URL")
     serve_metrics(settings.monitoring_metrics_address)
-    client = aioredis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    client = async_client(url)
     keys = Keys(settings.monitoring_key_prefix)
     windows = [Window(name, seconds) for name, seconds in settings.windows]
     profiles = ProfileStore(settings.model_repository)

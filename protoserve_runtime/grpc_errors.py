@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+import redis
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -60,6 +61,14 @@ def to_rpc_status(error: errors.ProtoserveError) -> grpc.Status:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Redis down or unreachable after the client's retries: the caller may retry later, it is no bug.
+REDIS_OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+async def _abort_redis_outage(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+    log.warning("Redis unavailable in %s: %s", method, exc)
+    await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is unavailable; retry later")
+
 
 def translate_errors(method: F) -> F:
     """Wrap an async unary servicer method: domain errors become their status, bugs INTERNAL."""
@@ -72,6 +81,8 @@ def translate_errors(method: F) -> F:
             await context.abort_with_status(to_rpc_status(exc))
         except (grpc.aio.AbortError, grpc.RpcError):
             raise
+        except REDIS_OUTAGE as exc:
+            await _abort_redis_outage(context, method.__name__, exc)
         except Exception:  # a bug: log it, answer INTERNAL, keep serving
             log.exception("unhandled error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
@@ -91,6 +102,8 @@ def translate_stream_errors(method: F) -> F:
             await context.abort_with_status(to_rpc_status(exc))
         except (grpc.aio.AbortError, grpc.RpcError):
             raise
+        except REDIS_OUTAGE as exc:
+            await _abort_redis_outage(context, method.__name__, exc)
         except Exception:
             log.exception("unhandled error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")

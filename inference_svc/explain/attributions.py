@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from inference_svc.model import LoadedModel
+from inference_svc.model import LoadedModel, PredictionBatch
 
 AttributionKind = Literal["feature", "token", "derived"]
 OutputSpace = Literal["probability", "margin", "value"]
-MethodName = Literal["tree_shap", "linear_shap", "permutation_shap"]
+MethodName = Literal["tree_shap", "linear_shap", "permutation_shap", "exact_shap"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,17 @@ class Method(ABC):
     def cost(self, rows: int) -> int:
         """rows × features × samples: what the explain cost limit is checked against."""
         return rows * self.features * self.samples
+
+    def predict_and_explain(self, inputs: np.ndarray, label: str) -> tuple[PredictionBatch, list[RowAttributions]]:
+        """The model's predictions, and each row's attributions toward label (its predicted label
+        when label is empty)."""
+        predictions = self.model.predict(inputs)
+        return predictions, self.explain(inputs, self.labels_to_explain(predictions, label))
+
+    def labels_to_explain(self, predictions: PredictionBatch, label: str) -> list[str]:
+        if label or predictions.label_indices is None:
+            return [label] * len(predictions)
+        return [self.model.card.labels[i] for i in predictions.label_indices.tolist()]
 
     def explain(self, inputs: np.ndarray, labels: Sequence[str]) -> list[RowAttributions]:
         if not self.serial:

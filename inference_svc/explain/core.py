@@ -11,13 +11,12 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from inference_svc.card import ModelCard
 from inference_svc.explain.attributions import Method, RowAttributions
 from inference_svc.explain.methods import build_method
 from inference_svc.explain.settings import ExplainSettings
 from inference_svc.inputs import InputLimits, rows_to_inputs
+from inference_svc.lifecycle.serving_state import ModelServing
 from inference_svc.model import LoadedModel, PredictionBatch
 from inference_svc.repository import ModelRepository, VersionState
 from protoserve_runtime.errors import FailedPrecondition, InvalidArgument, ProtoserveError, ResourceExhausted
@@ -69,6 +68,18 @@ class ExplainCore:
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="explain")
         self._methods: dict[tuple[str, str], Method | ProtoserveError] = {}
         self._lock = threading.Lock()
+        # The serving state (as the inference service follows it): a call naming no version
+        # explains the model's default version, the one that answers its predictions.
+        self.serving: dict[str, ModelServing] = {}
+
+    def default_version(self, model: str) -> str | None:
+        state = self.serving.get(model)
+        return self.repository.default_version(model, state.default if state is not None else "")
+
+    def drop_version(self, model: str, version: str) -> None:
+        """Forget an unloaded version's explainer (a call holding it finishes on it)."""
+        with self._lock:
+            self._methods.pop((model, version), None)
 
     def method_for(self, model: LoadedModel) -> Method:
         """The model version's explainer, built on first use and kept (a failure is kept too)."""
@@ -98,7 +109,7 @@ class ExplainCore:
     async def explain(
         self, model: str, version: str | None, rows: Sequence[Mapping[str, Any]], k: int = 0, label: str = ""
     ) -> ExplainResult:
-        loaded = self.repository.get(model, version or None)
+        loaded = self.repository.get(model, version or self.default_version(model))
         inputs = rows_to_inputs(loaded.card, rows, self.limits)
         check_label(loaded.card, label)
         loop = asyncio.get_running_loop()
@@ -110,19 +121,8 @@ class ExplainCore:
                 f"{method.features} x samples {method.samples}), over the limit PROTOSERVE_EXPLAIN_MAX_COST={limit:,}; "
                 "send fewer rows"
             )
-        predictions, explained = await loop.run_in_executor(self._executor, self._run, loaded, method, inputs, label)
+        predictions, explained = await loop.run_in_executor(self._executor, method.predict_and_explain, inputs, label)
         return ExplainResult(loaded.card, method, predictions, [top_k(row, k) for row in explained])
-
-    @staticmethod
-    def _run(
-        loaded: LoadedModel, method: Method, inputs: np.ndarray, label: str
-    ) -> tuple[PredictionBatch, list[RowAttributions]]:
-        predictions = loaded.predict(inputs)
-        if label or predictions.label_indices is None:
-            labels = [label] * len(inputs)
-        else:
-            labels = [loaded.card.labels[i] for i in predictions.label_indices.tolist()]
-        return predictions, method.explain(inputs, labels)
 
     def warm(self) -> None:
         """Build every ready version's explainer and run it once, so that the first caller does not
@@ -135,7 +135,7 @@ class ExplainCore:
                     method = self.method_for(entry.model)
                     sample = _first_reference_row(entry.model.card)
                     if sample is not None:
-                        self._run(entry.model, method, rows_to_inputs(entry.model.card, [sample], self.limits), "")
+                        method.predict_and_explain(rows_to_inputs(entry.model.card, [sample], self.limits), "")
                 except ProtoserveError as exc:
                     log.warning("model cannot be explained", extra={"model": name, "version": entry.version,
                                                                      "reason": exc.message})

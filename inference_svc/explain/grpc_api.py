@@ -19,6 +19,7 @@ _METHODS = {
     "tree_shap": pb.EXPLANATION_METHOD_TREE_SHAP,
     "linear_shap": pb.EXPLANATION_METHOD_LINEAR_SHAP,
     "permutation_shap": pb.EXPLANATION_METHOD_PERMUTATION_SHAP,
+    "exact_shap": pb.EXPLANATION_METHOD_EXACT_SHAP,
 }
 _SPACES = {
     "probability": pb.OUTPUT_SPACE_PROBABILITY,

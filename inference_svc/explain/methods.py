@@ -1,5 +1,5 @@
 """Which explainer a model gets, by what the model is: the exact one where its type allows,
-the model-agnostic permutation explainer otherwise."""
+exact model-agnostic SHAP where the features are few, the permutation explainer otherwise."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from inference_svc.explain.attributions import Method
 from inference_svc.explain.settings import ExplainSettings
 from inference_svc.explain.tabular import (
     TREE_MODELS,
+    ExactMethod,
     LinearMethod,
     PermutationMethod,
     TreeMethod,
@@ -18,8 +19,9 @@ from inference_svc.model import LoadedModel
 
 
 def build_method(model: LoadedModel, settings: ExplainSettings) -> Method:
-    """Tree models: exact TreeSHAP. Linear models (text or tabular): linear SHAP. Others:
-    permutation SHAP with the card's reference sample as background. Text models must be linear."""
+    """Tree models: exact TreeSHAP. Linear models (text or tabular): linear SHAP. Others, with the
+    card's reference sample as background: exact SHAP over every coalition when the features are
+    few, permutation SHAP when they are many. Text models must be linear."""
     if model.card.is_text:
         return TextLinearMethod(model)
     if isinstance(model.estimator, TREE_MODELS):
@@ -27,4 +29,6 @@ def build_method(model: LoadedModel, settings: ExplainSettings) -> Method:
     background = reference_background(model.card, settings.explain_background_rows)
     if linear_parts(model.estimator) is not None:
         return LinearMethod(model, background)
+    if len(model.card.inputs) <= settings.explain_exact_max_features:
+        return ExactMethod(model, background)
     return PermutationMethod(model, background, settings.explain_permutations)

@@ -22,9 +22,12 @@ class ExplainSettings:
         100, "rows of the card's reference sample the sampling explainer uses as background"
     )
     explain_permutations: int = setting(10, "feature permutations the sampling explainer tries per row")
+    explain_exact_max_features: int = setting(
+        8, "models with at most this many features get exact SHAP (2^features coalitions) instead of sampling"
+    )
     explain_metrics_address: str = setting("127.0.0.1:9200", "host:port of the explain /metrics endpoint; empty turns it off")
 
     def validate(self) -> None:
-        for name in ("explain_max_cost", "explain_background_rows", "explain_permutations"):
+        for name in ("explain_max_cost", "explain_background_rows", "explain_permutations", "explain_exact_max_features"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"PROTOSERVE_{name.upper()} must be at least 1")

@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from inference_svc.explain.attributions import Attribution, Method, Outputs, RowAttributions
-from inference_svc.model import LoadedModel
+from inference_svc.model import LoadedModel, PredictionBatch
 from protoserve_runtime.errors import FailedPrecondition
 
 UNMATCHED = "(other n-grams)"
@@ -110,6 +110,7 @@ class TextLinearMethod(Method):
         # The linear step's own output on the features already made: the text is transformed once.
         raw_name = "decision_function" if self.classes else "predict"
         self._raw: Callable[[sp.csr_matrix], np.ndarray] = getattr(linear, raw_name)
+        self._linear = linear
 
     def _transform(self, texts: np.ndarray) -> sp.csr_matrix:
         return sp.csr_matrix(self._features.transform(texts))
@@ -118,8 +119,19 @@ class TextLinearMethod(Method):
     def features(self) -> int:
         return self._width
 
-    def _explain(self, inputs: np.ndarray, labels: Sequence[str]) -> list[RowAttributions]:
+    def predict_and_explain(self, inputs: np.ndarray, label: str) -> tuple[PredictionBatch, list[RowAttributions]]:
+        """A classifier's probabilities come from its linear step on the features made for the
+        explanation: the text is transformed once, not twice (it is most of the cost)."""
+        if not self.classes:
+            return super().predict_and_explain(inputs, label)
         matrix = self._transform(inputs)
+        predictions = self.model.classification(self._linear.predict_proba(matrix))
+        return predictions, self._explain_features(inputs, matrix, self.labels_to_explain(predictions, label))
+
+    def _explain(self, inputs: np.ndarray, labels: Sequence[str]) -> list[RowAttributions]:
+        return self._explain_features(inputs, self._transform(inputs), labels)
+
+    def _explain_features(self, inputs: np.ndarray, matrix: sp.csr_matrix, labels: Sequence[str]) -> list[RowAttributions]:
         outputs = Outputs.of(self.explainer.shap_values(matrix), self.explainer.expected_value, self._raw(matrix))
         rows = []
         for i, label in enumerate(labels):

@@ -11,7 +11,8 @@ from inference_svc.jobs import grpc_api
 from inference_svc.jobs.core import JobCore
 from inference_svc.jobs.record import JobKeys
 from inference_svc.jobs.settings import JobSettings
-from inference_svc.redis_client import RedisSettings, async_client, fast_async_client
+from inference_svc.redis_client import RedisSettings
+from protoserve_runtime.redis_clients import async_client, fast_async_client
 from protoserve_runtime.server import ServiceBinding
 from protoserve_runtime.settings import from_env
 

@@ -28,10 +28,11 @@ from inference_svc.jobs.payload import batches
 from inference_svc.jobs.record import JobKeys, JobRecord
 from inference_svc.jobs.settings import JobSettings
 from inference_svc.model import LoadedModel
-from inference_svc.redis_client import RedisSettings, sync_client
+from inference_svc.redis_client import RedisSettings
 from inference_svc.training.engine import RunStopped
 from inference_svc.training.job import TrainingRunner, run_fields
 from protoserve_runtime.errors import NotFound, ProtoserveError
+from protoserve_runtime.redis_clients import sync_client
 
 log = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000

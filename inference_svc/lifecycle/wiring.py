@@ -13,8 +13,9 @@ from inference_svc.lifecycle.core import LifecycleCore
 from inference_svc.lifecycle.follower import ServingFollower
 from inference_svc.lifecycle.local_state import LocalStateStore
 from inference_svc.lifecycle.serving_state import ModelServing, ServingStateStore, StateStore
-from inference_svc.redis_client import RedisSettings, async_client
+from inference_svc.redis_client import RedisSettings
 from inference_svc.settings import InferenceSettings
+from protoserve_runtime.redis_clients import async_client
 from protoserve_runtime.server import ServiceBinding
 from protoserve_runtime.settings import from_env
 
@@ -37,16 +38,19 @@ class LifecycleParts:
         await self.follower.store.close()
 
 
+def state_store(state_file: Path | None = None) -> StateStore:
+    """The serving state in the Redis every replica shares, else in a file (state_file, or a
+    private one) that only this process's siblings share."""
+    redis_settings = from_env(RedisSettings)
+    if redis_settings.url:
+        return ServingStateStore(async_client(redis_settings.url), redis_settings.redis_prefix)
+    return LocalStateStore(state_file or Path(tempfile.mkdtemp(prefix="protoserve-state-")) / "serving-state.json")
+
+
 def build_lifecycle(inference: InferenceCore, settings: InferenceSettings, state_file: Path | None = None) -> LifecycleParts:
     """With Redis the serving state is shared by every replica; without, by this replica's workers
     (state_file, shared by the supervisor) and the lifecycle's changes answer FAILED_PRECONDITION."""
-    redis_settings = from_env(RedisSettings)
-    store: StateStore
-    if redis_settings.url:
-        store = ServingStateStore(async_client(redis_settings.url), redis_settings.redis_prefix)
-    else:
-        path = state_file or Path(tempfile.mkdtemp(prefix="protoserve-state-")) / "serving-state.json"
-        store = LocalStateStore(path)
+    store = state_store(state_file)
 
     def publish(states: dict[str, ModelServing]) -> None:
         inference.serving = states

@@ -7,13 +7,14 @@ import redis
 from inference_svc.core import InferenceCore
 from inference_svc.jobs.core import JobCore
 from inference_svc.jobs.settings import JobSettings
-from inference_svc.redis_client import RedisSettings, sync_client
+from inference_svc.redis_client import RedisSettings
 from inference_svc.training.core import TrainingCore, examples_counter
 from inference_svc.training.engine import Engine
 from inference_svc.training.feedback import read_examples
 from inference_svc.training.job import TrainingRunner
 from inference_svc.training.serving import RedisServing
 from inference_svc.training.settings import TrainingSettings
+from protoserve_runtime.redis_clients import sync_client
 from protoserve_runtime.settings import from_env
 
 

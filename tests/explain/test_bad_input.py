@@ -52,8 +52,8 @@ def test_too_costly_is_refused_naming_the_limit(explain_stub, explain_address: s
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "PROTOSERVE_EXPLAIN_MAX_COST=1,000,000" in error.details()
     assert "rows 100 x features" in error.details()
-    # Permutation SHAP: 4 features x 10 permutations x 100 background rows make each row cost 9,000.
-    error = explain_error(explain_stub, explain_request("iris-knn", [IRIS_ROW] * 112))
+    # Exact SHAP: 2^4 coalitions x 100 background rows make each row cost 1,600.
+    error = explain_error(explain_stub, explain_request("iris-knn", [IRIS_ROW] * 630))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert health.check(explain_address) == "SERVING"
     assert len(explain_stub.Explain(explain_request("iris-knn", [IRIS_ROW] * 2), timeout=30).explanations) == 2

@@ -16,7 +16,6 @@ from tests.explain.calls import additivity_gap, attribution, explain_request
 
 EXACT = 1e-6
 # Permutation SHAP is additive by construction (each permutation telescopes), so only rounding is left.
-SAMPLING = 1e-6
 
 
 def local_model(model_repository: Path, name: str) -> LoadedModel:
@@ -78,17 +77,17 @@ def test_sentiment_linear_shap_adds_up_per_token(explain_stub, model_repository:
     ("model", "space"),
     [("iris-knn", pb.OUTPUT_SPACE_PROBABILITY), ("regression-gp", pb.OUTPUT_SPACE_VALUE)],
 )
-def test_permutation_shap_adds_up_to_the_prediction(explain_stub, model_repository: Path, model: str, space: int) -> None:
+def test_exact_shap_adds_up_to_the_prediction(explain_stub, model_repository: Path, model: str, space: int) -> None:
     loaded = local_model(model_repository, model)
     size = len(loaded.card.reference_sample[loaded.card.feature_names[0]])
     rows = reference_rows(loaded, 3, start=size - 3)  # the last rows: past the background's
     answer = explain_stub.Explain(explain_request(model, rows), timeout=60)
-    assert answer.method == pb.EXPLANATION_METHOD_PERMUTATION_SHAP
+    assert answer.method == pb.EXPLANATION_METHOD_EXACT_SHAP
     assert answer.output_space == space
     assert "reference sample" in answer.background
     for row in answer.explanations:
         scale = max(1.0, abs(row.output_value))
-        assert additivity_gap(row) < SAMPLING * scale
+        assert additivity_gap(row) < EXACT * scale
         if space == pb.OUTPUT_SPACE_PROBABILITY:
             classification = row.prediction.classification
             assert row.label == classification.label

@@ -53,11 +53,19 @@ def test_classifiers_by_type(estimator, method: str, space: str) -> None:
             assert abs(row.base_value + sum(a.value for a in row.attributions) - row.output_value) < 1e-6
 
 
-@pytest.mark.parametrize(("estimator", "method"), [(Ridge(), "linear_shap"), (SVR(), "permutation_shap")])
-def test_regressors_by_type_with_the_agnostic_fallback(estimator, method: str) -> None:
+@pytest.mark.parametrize(
+    ("estimator", "method", "settings"),
+    [
+        (Ridge(), "linear_shap", SETTINGS),
+        (SVR(), "exact_shap", SETTINGS),  # three features: every coalition is cheap
+        (SVR(), "permutation_shap", ExplainSettings(explain_background_rows=30, explain_permutations=4,
+                                                    explain_exact_max_features=2)),
+    ],
+)
+def test_regressors_by_type_with_the_agnostic_fallback(estimator, method: str, settings: ExplainSettings) -> None:
     x, y = make_regression(n_samples=80, n_features=3, random_state=0)
     model = user_model(estimator.fit(x, y), x)
-    explainer = build_method(model, SETTINGS)
+    explainer = build_method(model, settings)
     assert (explainer.name, explainer.output_space) == (method, "value")
     rows = explainer.explain(x[:3], [""] * 3)
     for row, value in zip(rows, estimator.predict(x[:3])):

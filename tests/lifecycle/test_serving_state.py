@@ -8,7 +8,7 @@ import uuid
 import redis
 
 from inference_svc.lifecycle import serving_state as st
-from inference_svc.redis_client import async_client, sync_client
+from protoserve_runtime.redis_clients import async_client, sync_client
 
 
 def test_promote_and_read_sync_and_async(redis_url: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis
+from protoserve.monitoring.v1 import monitoring_service_pb2 as pb
 
-from protoserve_runtime.redis_server import free_port
+from protoserve_runtime.redis_server import EmbeddedRedis, free_port
 from tests.monitoring.system import (
     clients,
     metrics_url,
@@ -82,3 +83,29 @@ def test_restarted_monitoring_resumes_without_double_counting(model_repository: 
         monitoring.terminate()
         inference.terminate()
         client.close()
+
+
+def test_feedback_and_metrics_answer_right_after_redis_restarts(model_repository: Path, tmp_path: Path) -> None:
+    """The pooled connections die with Redis; the next call reconnects instead of failing."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    inference = start_publishing_inference(model_repository, tmp_path, url)
+    monitoring = start_monitoring(model_repository, tmp_path, url)
+    try:
+        for stubs in clients(inference.address, monitoring.address):
+            predictions = stubs.predict("iris-knn", reference_rows(model_repository, "iris-knn", 4, seed=3))
+            stubs.wait_rows("iris-knn", 4)
+
+            server.stop()
+            server.start()  # same port and data directory; the AOF brings the logged predictions back
+
+            labels = [p.classification.label for p in predictions]
+            answer = stubs.monitoring.RecordFeedback(
+                pb.RecordFeedbackRequest(prediction_id=predictions[0].prediction_id, label=labels[0]), timeout=30
+            )
+            assert answer.correct
+            assert stubs.window("iris-knn").row_count == 4
+    finally:
+        monitoring.terminate()
+        inference.terminate()
+        server.stop()

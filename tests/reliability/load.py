@@ -74,6 +74,13 @@ class Record:
 Action = Callable[[], str]  # returns OK or the failure's code
 
 
+def _failure(response: httpx.Response) -> str:
+    """The HTTP status, with the gateway's error code and message for a 5xx (to diagnose it)."""
+    if response.status_code < 500:
+        return str(response.status_code)
+    return f"{response.status_code} {response.text[:300]}"
+
+
 class Actions:
     """One client's calls; each thread of the load has its own (httpx and gRPC clients are per thread)."""
 
@@ -100,7 +107,7 @@ class Actions:
             response = self.http.post(path, json=body)
         except httpx.TransportError as exc:
             return type(exc).__name__
-        return OK if response.status_code == 200 else str(response.status_code)
+        return OK if response.status_code == 200 else _failure(response)
 
     def rest_predict(self) -> str:
         try:
@@ -108,7 +115,7 @@ class Actions:
         except httpx.TransportError as exc:
             return type(exc).__name__
         if response.status_code != 200:
-            return str(response.status_code)
+            return _failure(response)
         prediction_id = response.json()["predictions"][0].get("prediction_id")
         if prediction_id:  # where monitoring exists: feedback on it a little later
             self.predictions.append((time.monotonic(), prediction_id))
