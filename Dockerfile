@@ -27,7 +27,8 @@ RUN python -m protoserve_runtime.codegen \
 FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home protoserve
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/models /app/models
+# Owned by the service user: job workers write the versions that training runs make.
+COPY --chown=10001:10001 --from=build /opt/models /app/models
 # numba (under shap) caches compiled code: in /tmp, since the root filesystem may be read-only.
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/numba \
     PROTOSERVE_MODEL_REPOSITORY=/app/models PROTOSERVE_DATA_DIR=/app/data

@@ -170,6 +170,7 @@ class ModelRepository:
 
     def default_version(self, name: str, preferred: str = "") -> str | None:
         """preferred (the serving state's default) when it is ready here, else the newest ready version."""
+        check_model_name(name)
         ready = [e.version for e in self.versions(name) if e.state is VersionState.READY]
         if preferred and preferred in ready:
             return preferred

@@ -22,7 +22,8 @@ SERVICE_SETTINGS: dict[str, list[str]] = {
     "inference": ["inference_svc.settings:InferenceSettings", "inference_svc.events:EventSettings",
                   "inference_svc.redis_client:RedisSettings", "inference_svc.jobs.settings:JobSettings",
                   "inference_svc.training.settings:TrainingSettings", *COMMON],
-    "explain": ["inference_svc.settings:InferenceSettings", "inference_svc.explain.settings:ExplainSettings", *COMMON],
+    "explain": ["inference_svc.settings:InferenceSettings", "inference_svc.explain.settings:ExplainSettings",
+                "inference_svc.redis_client:RedisSettings", *COMMON],  # the serving state it follows
     "monitoring": ["monitoring_svc.settings:MonitoringSettings", *COMMON],
     # Job workers serve no port: no auth, no TLS.
     "worker": ["inference_svc.settings:InferenceSettings", "inference_svc.redis_client:RedisSettings",
