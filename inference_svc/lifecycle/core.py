@@ -77,8 +77,12 @@ class LifecycleCore:
             raise NotFound(f"model {model!r} has no version {version!r} in the repository")
         return version
 
+    def _newest_ready(self, model: str) -> str:
+        """The default when none was promoted; "" while this worker has not seen the model yet."""
+        return (self.inference.default_version(model) or "") if model in self.repository.names() else ""
+
     def _default(self, model: str, state: st.ModelServing) -> str:
-        return state.default or self.inference.default_version(model) or ""
+        return state.default or self._newest_ready(model)
 
     def list_versions(self, model: str) -> ModelVersions:
         on_disk = self._on_disk(model)
@@ -128,7 +132,7 @@ class LifecycleCore:
     async def unload_version(self, model: str, version: str) -> None:
         self._check_shared()
         self._version_on_disk(model, version)
-        newest_ready = self.inference.default_version(model) or ""
+        newest_ready = self._newest_ready(model)
 
         def unload(state: st.ModelServing) -> st.ModelServing:
             if version in (v for v, _ in state.routes):

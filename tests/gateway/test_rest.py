@@ -49,21 +49,18 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, str], dict[str, Any] | None]]] = {
     "/protoserve.jobs.v1.JobService/ListJobs": [("/v1/jobs", {"page_size": "1"}, None)],
     "/protoserve.jobs.v1.JobService/GetJob": [("/v1/jobs/no-such-job", {}, None)],
     "/protoserve.jobs.v1.JobService/CancelJob": [("/v1/jobs/no-such-job", {}, None)],
-    # ModelService (admin): reads answer alike; changes are asked in a way that is refused, so the
-    # shared service's versions, routes and policy stay as they are (tests/lifecycle and
-    # tests/training cover the changes themselves).
-    "/protoserve.models.v1.ModelService/ListVersions": [("/v1/models/sentiment/versions", {}, None)],
-    "/protoserve.models.v1.ModelService/TrainModel": [("/v1/models/iris-knn:train", {}, {"recipe": "iris-knn"})],
-    "/protoserve.models.v1.ModelService/GetTrainingRun": [("/v1/training-runs/nosuchrun", {}, None)],
-    "/protoserve.models.v1.ModelService/LoadModel": [("/v1/models/iris-knn/versions/99:load", {}, {})],
-    "/protoserve.models.v1.ModelService/UnloadModel": [("/v1/models/iris-knn/versions/99:unload", {}, {})],
-    "/protoserve.models.v1.ModelService/PromoteVersion": [("/v1/models/iris-knn/versions/99:promote", {}, {})],
-    "/protoserve.models.v1.ModelService/SetTraffic": [
-        ("/v1/models/iris-knn/traffic", {}, {"routes": [{"version": "99", "weight": 1}]}),
-    ],
+    # ModelService on the shared service: each call is sent twice (REST, then gRPC), so each leaves
+    # iris-knn (one version) served as before and answers alike both times.
+    "/protoserve.models.v1.ModelService/ListVersions": [("/v1/models/iris-knn/versions", {}, None)],
+    "/protoserve.models.v1.ModelService/LoadModel": [("/v1/models/iris-knn/versions/1:load", {}, {})],
+    "/protoserve.models.v1.ModelService/UnloadModel": [("/v1/models/iris-knn/versions/1:unload", {}, {})],
+    "/protoserve.models.v1.ModelService/PromoteVersion": [("/v1/models/iris-knn/versions/1:promote", {}, {})],
+    "/protoserve.models.v1.ModelService/SetTraffic": [("/v1/models/iris-knn/traffic", {}, {"routes": []})],
     "/protoserve.models.v1.ModelService/SetVersionPolicy": [
-        ("/v1/models/iris-knn/version-policy", {}, {"policy": {"latest": {"count": 0}}}),
+        ("/v1/models/iris-knn/version-policy", {}, {"policy": {"all": {}}}),
     ],
+    "/protoserve.models.v1.ModelService/TrainModel": [("/v1/models/no-such-model:train", {}, {})],
+    "/protoserve.models.v1.ModelService/GetTrainingRun": [("/v1/training-runs/no-such-run", {}, None)],
 }
 # Examples that answer an error the same way over both: feedback needs a prediction the monitoring
 # service has consumed (tests/monitoring covers the success).
@@ -72,13 +69,9 @@ EXPECTED_ERRORS = {
     "/protoserve.monitoring.v1.MonitoringService/RecordFeedback": (404, grpc.StatusCode.NOT_FOUND),
     "/protoserve.jobs.v1.JobService/GetJob": (404, grpc.StatusCode.NOT_FOUND),
     "/protoserve.jobs.v1.JobService/CancelJob": (404, grpc.StatusCode.NOT_FOUND),
-    "/protoserve.models.v1.ModelService/TrainModel": (400, grpc.StatusCode.INVALID_ARGUMENT),  # no data source
+    "/protoserve.models.v1.ModelService/UnloadModel": (409, grpc.StatusCode.FAILED_PRECONDITION),  # the default
+    "/protoserve.models.v1.ModelService/TrainModel": (404, grpc.StatusCode.NOT_FOUND),  # no such model
     "/protoserve.models.v1.ModelService/GetTrainingRun": (404, grpc.StatusCode.NOT_FOUND),
-    "/protoserve.models.v1.ModelService/LoadModel": (404, grpc.StatusCode.NOT_FOUND),
-    "/protoserve.models.v1.ModelService/UnloadModel": (404, grpc.StatusCode.NOT_FOUND),
-    "/protoserve.models.v1.ModelService/PromoteVersion": (404, grpc.StatusCode.NOT_FOUND),
-    "/protoserve.models.v1.ModelService/SetTraffic": (400, grpc.StatusCode.INVALID_ARGUMENT),
-    "/protoserve.models.v1.ModelService/SetVersionPolicy": (400, grpc.StatusCode.INVALID_ARGUMENT),
 }
 
 
