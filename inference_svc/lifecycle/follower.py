@@ -64,6 +64,10 @@ class ServingFollower:
         self._publish_ready()
         return True
 
+    def _waiting(self) -> bool:
+        """Whether a default is held back until its version is ready here."""
+        return any(state.default != self._published.get(model, state).default for model, state in self.states.items())
+
     def _publish_ready(self) -> None:
         """Hand the routing to the data plane with each default that is not ready here yet replaced
         by the default published before: a promotion switches once its version is loaded, and until
@@ -131,6 +135,8 @@ class ServingFollower:
             await asyncio.sleep(self._state_poll)
             try:
                 changed = await self.refresh()
+                if not changed and self._waiting():
+                    self._publish_ready()  # a version loaded by any path (LoadModel too) takes over
                 due = self._repository_poll > 0 and time.monotonic() - last_scan >= self._repository_poll
                 if changed or due:
                     last_scan = time.monotonic()

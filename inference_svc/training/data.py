@@ -166,7 +166,7 @@ def _stratify(parts: Sequence[Part], y: np.ndarray, classification: bool, test_s
 
 
 def split(parts: Sequence[Part], classification: bool, test_size: float, seed: int) -> Split:
-    """Training and held-out rows. With the built-in data alone this is the split the built-in build makes."""
+    """Training and held-out rows. The built-in rows are split as the built-in build splits them."""
     parts = [p for p in parts if len(p.y)]
     x = parts[0].x if len(parts) == 1 else _stack([p.x for p in parts])
     y = np.concatenate([p.y for p in parts]) if len(parts) > 1 else parts[0].y
@@ -175,11 +175,26 @@ def split(parts: Sequence[Part], classification: bool, test_size: float, seed: i
     domains: list[str] | None = None
     if any(p.domains is not None for p in parts):
         domains = [d for p in parts for d in (p.domains if p.domains is not None else [p.source] * len(p.y))]
-    indices = np.arange(len(y))
     if len(y) < 2:
         raise InvalidArgument.for_field("data", f"{len(y)} row(s): at least two are needed to hold some out")
-    train, test = train_test_split(indices, test_size=test_size, random_state=seed,
-                                   stratify=_stratify(parts, y, classification, test_size))
+    # Each source is split on its own: the built-in rows exactly as the built-in build splits them,
+    # so a champion built from them is never scored on rows it learned from.
+    trains, tests, offset = [], [], 0
+    for part in parts:
+        indices = np.arange(offset, offset + len(part.y))
+        offset += len(part.y)
+        if len(indices) < 2:
+            trains.append(indices)
+            continue
+        part_y = y[indices]
+        part_train, part_test = train_test_split(indices, test_size=test_size, random_state=seed,
+                                                 stratify=_stratify([part], part_y, classification, test_size))
+        trains.append(part_train)
+        tests.append(part_test)
+    train = np.concatenate(trains)
+    test = np.concatenate(tests) if tests else np.zeros(0, dtype=np.int64)
+    if not len(test):
+        raise InvalidArgument.for_field("data", "too few rows to hold some out for the held-out metrics")
     return Split(
         x[train], y[train], x[test], y[test],
         None if domains is None else [domains[i] for i in test],
