@@ -26,7 +26,8 @@ DEFAULT_DATA_DIR = Path(".protoserve")
 
 
 def _data_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR") or DEFAULT_DATA_DIR)
+    """Absolute, so every process started from here (Redis changes its working directory) agrees."""
+    return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR") or DEFAULT_DATA_DIR).absolute()
 
 
 def wait_ready(spec: ServiceSpec, timeout: float, address: str = "") -> None:

@@ -23,7 +23,9 @@ def free_port() -> int:
 
 class EmbeddedRedis:
     def __init__(self, data_dir: Path, port: int = 0) -> None:
-        self.data_dir = data_dir
+        # Absolute: redis-server enters --dir before it opens --logfile, so a relative path would
+        # be looked for inside itself.
+        self.data_dir = data_dir.absolute()
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -40,15 +40,16 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         "PROTOSERVE_INFERENCE_ADDRESS": address,
         "PROTOSERVE_GATEWAY_ADDRESS": (gateway := f"127.0.0.1:{free_port()}"),
         "PROTOSERVE_EXPLAIN_ADDRESS": f"127.0.0.1:{free_port()}",
-        "PROTOSERVE_DATA_DIR": str(tmp_path / "data"),
         "PROTOSERVE_MONITORING_ADDRESS": f"127.0.0.1:{free_port()}",
         "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0",
         "PROTOSERVE_MONITORING_METRICS_ADDRESS": "127.0.0.1:0",
         "PROTOSERVE_EXPLAIN_METRICS_ADDRESS": "127.0.0.1:0",
     }
-    env.pop("REDIS_URL", None)
-    env.pop("PROTOSERVE_REDIS_URL", None)
-    up = subprocess.Popen([PROTOSERVE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for inherited in ("REDIS_URL", "PROTOSERVE_REDIS_URL", "PROTOSERVE_DATA_DIR"):
+        env.pop(inherited, None)
+    # As `make up` runs it: from a working directory, with the default data dir (relative) in it.
+    up = subprocess.Popen([PROTOSERVE, "up"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True)
     try:
         printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
         assert f"inference    grpc://{address}" in printed
@@ -83,7 +84,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
         raise AssertionError("the embedded Redis still answers after Ctrl-C")
     except redis.exceptions.ConnectionError:
         pass
-    assert (tmp_path / "data" / "redis").is_dir()
+    assert (tmp_path / ".protoserve" / "redis" / "redis.log").is_file()
 
 
 def test_predict_refuses_malformed_json_clearly() -> None:
