@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
+from inference_svc.repository import check_model_name, check_version
 from monitoring_svc import drift, summary
 from monitoring_svc.aggregates import Keys, RedisClient, Window, read_buckets, total
 from monitoring_svc.alerts import Alert, AlertStore, ModelWindow
@@ -84,8 +85,9 @@ class MonitoringCore:
         """The version asked for, or the one with the most recent traffic."""
         if not model:
             raise InvalidArgument.for_field("model", "is required")
+        check_model_name(model)  # names reach file paths (the model cards): refuse what no model is
         if version:
-            return model, version
+            return model, check_version(version)
         seen = await self.client.hgetall(self.keys.versions(model))
         if not seen:
             raise NotFound(f"no predictions of model {model!r} were seen")

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from inference_svc.card import CardError, ModelCard
+from inference_svc.repository import MODEL_NAME_PATTERN, VERSION_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ class ProfileStore:
         return profile
 
     def _load(self, model: str, version: str) -> ModelProfile | None:
-        if not model or not version or "/" in model + version or model.startswith(".") or version.startswith("."):
-            return None
+        if not MODEL_NAME_PATTERN.match(model) or not VERSION_PATTERN.match(version):
+            return None  # no such model can be on disk, and the name must not reach a path
         directory = self.repository / model / version
         try:
             return build_profile(ModelCard.read(directory))

@@ -191,6 +191,15 @@ def test_bad_feedback_is_refused_with_the_right_status(stubs: Clients, model_rep
     with pytest.raises(grpc.RpcError) as model:
         stubs.monitoring.GetDrift(pb.GetDriftRequest(model="no-such-model"))
     assert model.value.code() == grpc.StatusCode.NOT_FOUND
+    # Names that no model has (they would reach the model cards' paths) name their field.
+    for request, field in [(pb.GetDriftRequest(model="iris-knn", version="\x005\x1f#6nE"), "version"),
+                           (pb.GetDriftRequest(model="../iris-knn"), "model")]:
+        with pytest.raises(grpc.RpcError) as bad:
+            stubs.monitoring.GetDrift(request)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(bad.value) == [field]
+    with pytest.raises(grpc.RpcError) as bad_metrics:
+        stubs.monitoring.GetModelMetrics(pb.GetModelMetricsRequest(model="iris-knn", version="1/../1"))
+    assert bad_metrics.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_readme_monitoring_examples_work(stubs: Clients, system: tuple[ServiceProcess, ServiceProcess],
