@@ -69,8 +69,11 @@ class Caller:
         message: Any,
         response_parser: Callable[[bytes], Any],
         idempotent: bool,
+        metadata: list[tuple[str, str]] | None = None,
     ) -> Any:
-        metadata = self.authorize(request, method)
+        """metadata: what authorize already returned for this request (the key is checked once)."""
+        if metadata is None:
+            metadata = self.authorize(request, method)
         service = method.split("/")[1]
         try:
             return await self.upstreams.for_service(service).unary(

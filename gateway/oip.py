@@ -32,8 +32,9 @@ class OipApi:
         self.caller = caller
         self.max_body_bytes = max_body_bytes
 
-    async def _call(self, request: Request, name: str, message: Any, response_class: Any, idempotent: bool = True) -> Any:
-        return await self.caller.call(request, SERVICE + name, message, response_class.FromString, idempotent)
+    async def _call(self, request: Request, name: str, message: Any, response_class: Any, idempotent: bool = True,
+                    metadata: list[tuple[str, str]] | None = None) -> Any:
+        return await self.caller.call(request, SERVICE + name, message, response_class.FromString, idempotent, metadata)
 
     async def live(self, request: Request) -> Response:
         response = await self._call(request, "ServerLive", v2.ServerLiveRequest(), v2.ServerLiveResponse)
@@ -67,7 +68,7 @@ class OipApi:
 
     async def infer(self, request: Request) -> Response:
         name, version = self._model(request)
-        self.caller.authorize(request, SERVICE + "ModelInfer")
+        metadata = self.caller.authorize(request, SERVICE + "ModelInfer")  # refuse before reading the body
         raw = await read_body(request, self.max_body_bytes)
         header_length = request.headers.get(HEADER_LENGTH)
         if header_length is None:
@@ -80,7 +81,7 @@ class OipApi:
                 raise HttpError.bad_request(f"{HEADER_LENGTH} {header_length!r} does not fit the body")
             header, binary = raw[:int(header_length)], raw[int(header_length):]
         message, binary_outputs, all_binary = build_infer_request(name, version, parse_json(header), binary)
-        response = await self._call(request, "ModelInfer", message, v2.ModelInferResponse)
+        response = await self._call(request, "ModelInfer", message, v2.ModelInferResponse, metadata=metadata)
         body, chunks = infer_response(response, binary_outputs, all_binary)
         text = orjson.dumps(body)
         if not chunks:

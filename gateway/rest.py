@@ -36,7 +36,7 @@ class RestApi:
 
     async def handle(self, request: Request) -> Response:
         route, values = self.match(request.method, request.url.path)
-        self.caller.authorize(request, route.full_method)  # refuse before reading the body
+        metadata = self.caller.authorize(request, route.full_method)  # refuse before reading the body
         raw = await read_body(request, self.max_body_bytes)
         body = None
         if route.body:
@@ -45,7 +45,8 @@ class RestApi:
         elif raw.strip():
             raise HttpError.bad_request(f"{route.http_method} {route.template} takes no body")
         message = build_request(route, values, list(request.query_params.multi_items()), body)
-        response = await self.caller.call(request, route.full_method, message, route.response_class.FromString, route.idempotent)
+        response = await self.caller.call(request, route.full_method, message, route.response_class.FromString,
+                                          route.idempotent, metadata)
         answer = to_json(response)
         headers = accepted(route.full_method, answer)
         if headers is not None:
