@@ -19,7 +19,7 @@ class ExplainSettings:
         1_000_000, "most rows x features x samples one Explain request may cost; more is refused"
     )
     explain_background_rows: int = setting(
-        100, "rows of the card's reference sample the sampling explainer uses as background"
+        100, "rows of the card's reference sample the model-agnostic explainers (exact and permutation SHAP) use as background"
     )
     explain_permutations: int = setting(10, "feature permutations the sampling explainer tries per row")
     explain_exact_max_features: int = setting(
