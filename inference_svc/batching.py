@@ -7,8 +7,9 @@ answers ResourceExhausted instead of growing. A request whose deadline has passe
 caller went away, is dropped before it is computed. Each caller gets exactly its own rows back.
 
 A call on a fast kernel (``LoadedModel.fast``) of at most ``inline_max_rows`` rows is computed on
-the event loop: tens of microseconds, less than the hop to a thread and back. It still goes
-through the queue, so requests that reached the loop together are stacked into one call.
+the event loop: tens of microseconds, less than the hop to a thread and back. When the model is
+idle such a call is computed in the caller's own step, without a queue entry or a task; behind a
+busy model it queues and is stacked like any other.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class ModelBatcher:
                 f"model {self.model.name!r} version {self.model.version} has {len(self._queue)} requests "
                 "queued, its limit; retry later"
             )
+        if not self._busy and self._inline(int(inputs.shape[0])):
+            return self._run_inline(inputs, deadline)
         future: asyncio.Future[PredictionBatch] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(inputs, deadline, future))
         self._queued_rows += int(inputs.shape[0])
@@ -86,6 +89,13 @@ class ModelBatcher:
             self._busy = True
             self._task = asyncio.create_task(self._drain())
         return await future
+
+    def _run_inline(self, inputs: np.ndarray, deadline: float | None) -> PredictionBatch:
+        """An idle model on a fast kernel answers in the caller's own step: no queue, no task, no
+        turn of the loop (nothing could join the batch while the loop runs it anyway)."""
+        if deadline is not None and deadline <= time.monotonic():
+            raise DeadlineExceeded("the deadline passed before the request was computed")
+        return self.model.predict(inputs)
 
     async def _drain(self) -> None:
         try:

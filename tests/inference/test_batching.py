@@ -119,10 +119,10 @@ def test_a_thousand_concurrent_requests_each_get_their_own_answer(inference_addr
     assert len(set(answers[:, 0].tolist())) > 990  # distinct answers: a mix-up could not pass
 
 
-def test_fast_kernel_calls_run_on_the_loop_and_still_stack(model_repository: Path) -> None:
+def test_fast_kernel_calls_run_on_the_loop_and_stack_behind_a_busy_model(model_repository: Path) -> None:
     model = load_model_file(model_repository / "iris-knn" / "1", PROJECT_TRUSTED_TYPES, fast_kernel=True)
     assert model.fast
-    rows = iris_rows(14)
+    rows = iris_rows(18)
     inline_calls: list[int] = []
     predict = model.predict
 
@@ -132,18 +132,27 @@ def test_fast_kernel_calls_run_on_the_loop_and_still_stack(model_repository: Pat
 
     async def scenario() -> None:
         runner = GatedRunner()
-        runner.gate.set()
         settings = BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=8, inline_max_rows=4)
         batcher = ModelBatcher(model, runner, settings)
         model.predict = recording  # type: ignore[method-assign]
-        # Four one-row requests reach the loop together: one stacked call, on the loop.
-        answers = await asyncio.gather(*(batcher.submit(rows[i:i + 1]) for i in range(4)))
-        assert inline_calls == [4] and runner.calls == []
-        # Ten rows are over the inline limit: they go to the runner (the predict thread).
-        big = await batcher.submit(rows[4:14])
-        assert runner.calls == [10] and inline_calls == [4, 10]  # the runner called predict too
-        for i, answer in enumerate(answers):
+        # An idle model answers a small call in the caller's own step, on the loop.
+        first = await batcher.submit(rows[0:1])
+        assert inline_calls == [1] and runner.calls == []
+        # Ten rows are over the inline limit: they go to the runner (the predict thread), which
+        # holds them until the gate opens; small calls that arrive meanwhile queue up behind it...
+        big = asyncio.create_task(batcher.submit(rows[4:14]))
+        await asyncio.sleep(0.01)
+        assert runner.calls == [10]
+        small = [asyncio.create_task(batcher.submit(rows[i:i + 1])) for i in (14, 15, 16, 17)]
+        await asyncio.sleep(0.01)
+        assert batcher.queued == 4 and inline_calls == [1]
+        # ...and are stacked into one call on the loop once it is free.
+        runner.gate.set()
+        answers = await asyncio.gather(*small)
+        assert runner.calls == [10] and inline_calls == [1, 10, 4]  # the runner called predict too
+        np.testing.assert_array_equal(first.probabilities, predict(rows[0:1]).probabilities)
+        np.testing.assert_array_equal((await big).probabilities, predict(rows[4:14]).probabilities)
+        for i, answer in zip((14, 15, 16, 17), answers):
             np.testing.assert_array_equal(answer.probabilities, predict(rows[i:i + 1]).probabilities)
-        np.testing.assert_array_equal(big.probabilities, predict(rows[4:14]).probabilities)
 
     asyncio.run(scenario())
