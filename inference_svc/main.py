@@ -20,7 +20,7 @@ from inference_svc.training.wiring import build_training
 from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
-from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
+from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 
@@ -86,8 +86,8 @@ async def serve(
     )
     bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready, lifecycle.core), jobs.binding]
     bindings.append(lifecycle.binding)
-    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
-    await run_server("inference", bindings, options, load, close, interceptors, monitor=follow_siblings)
+    wrappers = [measure_rpcs, *auth.handler_wrappers(from_env(auth.AuthSettings))]
+    await run_server("inference", bindings, options, load, close, wrappers, monitor=follow_siblings)
 
 
 def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, state_file: Path) -> None:

@@ -17,7 +17,7 @@ from monitoring_svc.profiles import ProfileStore
 from monitoring_svc.settings import MonitoringSettings
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
-from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
+from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.redis_clients import async_client
 from protoserve_runtime.server import ServerOptions, run_server
 from protoserve_runtime.settings import SettingsError, from_env
@@ -65,8 +65,8 @@ async def serve(settings: MonitoringSettings) -> None:
         await client.aclose()
 
     options = ServerOptions(settings.monitoring_address, settings.max_message_bytes, settings.grace_seconds)
-    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
-    await run_server("monitoring", [grpc_api.binding(core)], options, load, close, interceptors)
+    wrappers = [measure_rpcs, *auth.handler_wrappers(from_env(auth.AuthSettings))]
+    await run_server("monitoring", [grpc_api.binding(core)], options, load, close, wrappers)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""API keys with scopes: the key store, the one RPC -> scope table, and the gRPC server interceptor.
+"""API keys with scopes: the key store, the one RPC -> scope table, and the gRPC key check.
 
 Keys look like ``ps_<id>_<secret>``. Only a SHA-256 of each key is stored (the secret is 32 random
 bytes, so a fast hash is enough: there is nothing to brute-force), in a JSON file in the data dir
@@ -16,7 +16,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 import grpc
 
 from protoserve_runtime import errors
+from protoserve_runtime.grpc_errors import status_code_for
+from protoserve_runtime.handler_wrappers import HandlerWrapper, before_each_call
 from protoserve_runtime.settings import setting
 
 log = logging.getLogger(__name__)
@@ -183,55 +185,34 @@ def _metadata_value(metadata: Sequence[tuple[str, Any]] | None, name: str) -> st
     return None
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects calls without a key holding the method's scope, before the servicer runs."""
+class KeyCheck:
+    """Handler wrapper (handler_wrappers.py) that refuses calls without a key holding the
+    method's scope, before the servicer runs (or reads a streamed request)."""
 
     def __init__(self, auth: Authenticator) -> None:
         self.auth = auth
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method  # type: ignore[attr-defined]
-        handler = await continuation(handler_call_details)
-        if handler is None:  # an unknown method: let gRPC answer UNIMPLEMENTED
+    def __call__(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        scope = scope_for(full_method)
+        if scope == OPEN:  # health, reflection: nothing to check
             return handler
-        try:
-            self.auth.check(_metadata_value(handler_call_details.invocation_metadata, "authorization"),  # type: ignore[attr-defined]
-                            scope_for(method))
-        except (errors.Unauthenticated, errors.PermissionDenied) as exc:
-            return _deny(exc, handler)
-        return handler
+
+        async def check(context: grpc.aio.ServicerContext) -> None:
+            try:
+                self.auth.check(_metadata_value(context.invocation_metadata(), "authorization"), scope)
+            except (errors.Unauthenticated, errors.PermissionDenied) as exc:
+                await context.abort(status_code_for(exc), exc.message)
+
+        return before_each_call(handler, check)
 
 
-def _deny(error: errors.ProtoserveError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same call shape as the real one that answers the error and runs nothing."""
-    from protoserve_runtime.grpc_errors import status_code_for
-
-    code = status_code_for(error)
-
-    async def abort(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(code, error.message)
-
-    make = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }[(handler.request_streaming, handler.response_streaming)]
-    return make(abort, request_deserializer=handler.request_deserializer,  # type: ignore[operator]
-                response_serializer=handler.response_serializer)
-
-
-def interceptors(settings: AuthSettings) -> list[grpc.aio.ServerInterceptor]:
-    """The interceptors a service passes to run_server: none when auth is off."""
+def handler_wrappers(settings: AuthSettings) -> list[HandlerWrapper]:
+    """The wrappers a service passes to run_server: none when auth is off."""
     auth = authenticator(settings)
     if not auth.enabled:
         log.warning("AUTH IS OFF: every call is let in (set PROTOSERVE_AUTH=on to require API keys)")
         return []
-    return [AuthInterceptor(auth)]
+    return [KeyCheck(auth)]
 
 
 def describe_keys(keys: Mapping[str, ApiKey] | Sequence[ApiKey]) -> list[str]:

@@ -19,6 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from protoserve_runtime import errors
+from protoserve_runtime.handler_wrappers import behavior_of, with_behavior
 
 log = logging.getLogger(__name__)
 
@@ -118,56 +119,39 @@ class _Undecodable:
         self.reason = reason
 
 
-class UndecodableRequestInterceptor(grpc.aio.ServerInterceptor):
-    """Answers INVALID_ARGUMENT to request bytes that do not parse (corrupt wire format, invalid
-    UTF-8 in a string, nesting beyond the parser's depth limit); grpc.aio alone answers UNKNOWN.
+def tolerate_undecodable(full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Handler wrapper (handler_wrappers.py) that answers INVALID_ARGUMENT to request bytes that
+    do not parse (corrupt wire format, invalid UTF-8 in a string, nesting beyond the parser's depth
+    limit); grpc.aio alone answers UNKNOWN.
 
     Installed innermost, so that authentication still runs first on such calls.
     """
+    if handler.request_streaming or handler.request_deserializer is None:
+        return handler
+    parse = handler.request_deserializer
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming or handler.request_deserializer is None:
-            return handler
-        parse = handler.request_deserializer
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # DecodeError and its kin: the caller's bytes, not a bug
+            return _Undecodable(str(exc) or type(exc).__name__)
 
-        def deserialize(data: bytes) -> Any:
-            try:
-                return parse(data)
-            except Exception as exc:  # DecodeError and its kin: the caller's bytes, not a bug
-                return _Undecodable(str(exc) or type(exc).__name__)
+    async def refuse(request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
 
-        async def refuse(request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
-
-        if handler.response_streaming:
-            inner = handler.unary_stream
-            if inspect.isasyncgenfunction(inner):
-                async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    if isinstance(request, _Undecodable):
-                        await refuse(request, context)
-                    async for item in inner(request, context):
-                        yield item
-                behavior = stream
-            else:
-                async def writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    if isinstance(request, _Undecodable):
-                        return await refuse(request, context)
-                    return await inner(request, context)
-                behavior = writer
-            return grpc.unary_stream_rpc_method_handler(behavior, request_deserializer=deserialize,
-                                                        response_serializer=handler.response_serializer)
-        inner_unary = handler.unary_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    inner = behavior_of(handler)
+    if inspect.isasyncgenfunction(inner):
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if isinstance(request, _Undecodable):
-                return await refuse(request, context)
-            result = inner_unary(request, context)
-            return await result if inspect.isawaitable(result) else result
+                await refuse(request, context)
+            async for item in inner(request, context):
+                yield item
+        return with_behavior(handler, stream, deserialize)
 
-        return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=deserialize,
-                                                   response_serializer=handler.response_serializer)
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            return await refuse(request, context)
+        result = inner(request, context)
+        return await result if inspect.isawaitable(result) else result
+
+    return with_behavior(handler, call, deserialize)

@@ -1,5 +1,5 @@
-"""Prometheus metrics shared by every gRPC service: an HTTP /metrics endpoint and a server
-interceptor that counts and times every RPC.
+"""Prometheus metrics shared by every gRPC service: an HTTP /metrics endpoint and a handler
+wrapper that counts and times every RPC.
 
 Each service serves /metrics on its own address (a setting of that service); service-specific
 metrics (dropped events, drift statistics, batch sizes, ...) are module-level prometheus_client
@@ -11,11 +11,13 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
+
+from protoserve_runtime.handler_wrappers import with_behavior
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,20 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
     return "UNKNOWN"
 
 
-def _observe(service: str, method: str, code: str, started: float) -> None:
-    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
-    RPC_HANDLED.labels(service, method, code).inc()
+class _MethodMetrics:
+    """The metric children of one method, looked up once (labels() per call costs more than observing)."""
+
+    def __init__(self, service: str, method: str) -> None:
+        self._labels = (service, method)
+        self._seconds = RPC_SECONDS.labels(service, method)
+        self._handled: dict[str, Any] = {}
+
+    def observe(self, code: str, started: float) -> None:
+        self._seconds.observe(time.perf_counter() - started)
+        handled = self._handled.get(code)
+        if handled is None:
+            handled = self._handled[code] = RPC_HANDLED.labels(*self._labels, code)
+        handled.inc()
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -73,66 +86,51 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts every unary and server-streaming RPC by status code and observes its duration."""
+def measure_rpcs(full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Handler wrapper (handler_wrappers.py) that counts every unary and server-streaming RPC by
+    status code and observes its duration; client- and bidi-streaming calls (reflection) are not
+    measured."""
+    metrics = _MethodMetrics(*_split(full_method))
+    if handler.unary_unary is not None:
+        return with_behavior(handler, _measured_unary(handler.unary_unary, metrics))
+    if handler.unary_stream is not None:
+        return with_behavior(handler, _measured_stream(handler.unary_stream, metrics))
+    return handler
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        service, method = _split(handler_call_details.method)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # client- and bidi-streaming calls (reflection) are not measured
 
-    @staticmethod
-    def _unary(behavior: Any, service: str, method: str) -> Any:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = "UNKNOWN"
-            try:
-                response = await behavior(request, context)
-                code = _code_name(context)
-                return response
-            except grpc.aio.AbortError:
-                code = _code_name(context)
-                raise
-            finally:
-                _observe(service, method, code, started)
+def _measured_unary(behavior: Any, metrics: _MethodMetrics) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        code = "UNKNOWN"
+        try:
+            response = await behavior(request, context)
+            code = _code_name(context)
+            return response
+        except grpc.aio.AbortError:
+            code = _code_name(context)
+            raise
+        finally:
+            metrics.observe(code, started)
 
-        return wrapper
+    return wrapper
 
-    @staticmethod
-    def _stream(behavior: Any, service: str, method: str) -> Any:
-        if not inspect.isasyncgenfunction(behavior):
-            # A handler that sends with context.write() (the health Watch) is a plain coroutine.
-            return MetricsInterceptor._unary(behavior, service, method)
 
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            code = "CANCELLED"  # a stream the client leaves ends by cancellation
-            try:
-                async for response in behavior(request, context):
-                    yield response
-                code = _code_name(context)
-            except grpc.aio.AbortError:
-                code = _code_name(context)
-                raise
-            finally:
-                _observe(service, method, code, started)
+def _measured_stream(behavior: Any, metrics: _MethodMetrics) -> Any:
+    if not inspect.isasyncgenfunction(behavior):
+        # A handler that sends with context.write() (the health Watch) is a plain coroutine.
+        return _measured_unary(behavior, metrics)
 
-        return wrapper
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        code = "CANCELLED"  # a stream the client leaves ends by cancellation
+        try:
+            async for response in behavior(request, context):
+                yield response
+            code = _code_name(context)
+        except grpc.aio.AbortError:
+            code = _code_name(context)
+            raise
+        finally:
+            metrics.observe(code, started)
+
+    return wrapper

@@ -12,7 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,7 +20,8 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from protoserve_runtime import server_info, tls
-from protoserve_runtime.grpc_errors import UndecodableRequestInterceptor
+from protoserve_runtime.grpc_errors import tolerate_undecodable
+from protoserve_runtime.handler_wrappers import HandlerWrapper, WrappingRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +57,23 @@ class GrpcServer:
         self,
         services: Sequence[ServiceBinding],
         options: ServerOptions,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        wrappers: Sequence[HandlerWrapper] = (),
         name: str = "",
     ) -> None:
         self.options = options
         self.health = HealthServicer()
-        self._server = grpc.aio.server(
-            options=channel_options(options.max_message_bytes, options.reuse_port),
-            interceptors=[*interceptors, UndecodableRequestInterceptor()],
-        )
+        self._server = grpc.aio.server(options=channel_options(options.max_message_bytes, options.reuse_port))
+        # Every handler is registered through the wrappers, once, instead of per-call interceptors.
+        registrar = cast(grpc.aio.Server, WrappingRegistrar(self._server, [*wrappers, tolerate_undecodable]))
         for service in services:
-            service.add(self._server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+            service.add(registrar)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         names = [s.name for s in services]
         names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         if name:  # every service says which one it is and its version (server_info.py)
-            server_info.add(self._server, name, [s.name for s in services])
+            server_info.add(registrar, name, [s.name for s in services])
             names.append(server_info.SERVICE_NAME)
-        reflection.enable_server_reflection(names, self._server)
+        reflection.enable_server_reflection(names, registrar)
         self._service_names = [s.name for s in services]
         self.port = 0
 
@@ -112,12 +112,12 @@ async def run_server(
     options: ServerOptions,
     load: Callable[[], Coroutine[Any, Any, None]],
     close: Callable[[], Awaitable[None]] | None = None,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    wrappers: Sequence[HandlerWrapper] = (),
     monitor: Callable[[GrpcServer], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop. ``monitor``, when given, runs from
     readiness until the stop signal (e.g. to follow sibling workers' readiness in health)."""
-    server = GrpcServer(services, options, interceptors, name=service)
+    server = GrpcServer(services, options, wrappers, name=service)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,7 +16,7 @@ from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
-from protoserve_runtime.metrics import MetricsInterceptor, serve_metrics
+from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 
@@ -60,8 +60,8 @@ async def serve(shared: InferenceSettings, settings: ExplainSettings) -> None:
 
     options = ServerOptions(settings.explain_address, shared.max_message_bytes, shared.grace_seconds)
     serve_metrics(settings.explain_metrics_address)
-    interceptors = [MetricsInterceptor(), *auth.interceptors(from_env(auth.AuthSettings))]
-    await run_server("explain", [grpc_api.binding(core)], options, load, close, interceptors, monitor=follow)
+    wrappers = [measure_rpcs, *auth.handler_wrappers(from_env(auth.AuthSettings))]
+    await run_server("explain", [grpc_api.binding(core)], options, load, close, wrappers, monitor=follow)
 
 
 def main() -> None:
