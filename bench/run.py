@@ -173,8 +173,9 @@ def targets(names: list[str], repository: Path) -> list[Target]:
         elif name == "flask-gunicorn":
             gunicorn = ensure_venv(FLASK_VENV, FLASK_PINS, "gunicorn")
             model_file = export_estimator(repository, WORK / "flask" / "model.joblib")
-            # Sync workers (gunicorn's default, and what people run), one per core of this machine.
-            command = [str(gunicorn), "-w", "2", "-b", address, "--chdir", str(BENCH), "flask_app:app"]
+            # Sync workers (gunicorn's default, and what people run), one per core of this machine. No
+            # control socket: gunicorn 27's default path is shared by every gunicorn of the user.
+            command = [str(gunicorn), "-w", "2", "-b", address, "--no-control-socket", "--chdir", str(BENCH), "flask_app:app"]
             out.append(Target(name, command, {"BENCH_MODEL_FILE": str(model_file)},
                               f"http://{address}/v2/models/{MODEL}/infer", infer_json, REST))
         else:
