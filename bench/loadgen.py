@@ -1,8 +1,9 @@
 """A low-overhead Open Inference Protocol load generator: prebuilt request bytes over grpc.aio.
 
-Each client process opens one channel and keeps ``concurrency / processes`` calls in flight,
+Each client process opens a few channels and keeps ``concurrency / processes`` calls in flight,
 sending the same serialized ModelInferRequest (no protobuf work per call) and counting only
-answers with gRPC status OK. Latencies are recorded after a warm-up.
+answers with gRPC status OK. Latencies are recorded after a warm-up. The driving loop (`drive`)
+and the process fan-out (`run`) are shared with bench/http_loadgen.py, which sends v2 JSON.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -70,65 +73,91 @@ async def _cpu_window(server_pid: int, measure_from: float, stop_at: float) -> f
     return tree_cpu(server_pid) - start
 
 
-async def _client(
-    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None
-) -> tuple[list[float], int, float]:
+Sender = Callable[[], Awaitable[bool]]  # sends one request; True when it was answered OK
+Result = tuple[list[float], int, float]  # OK latencies in ms, errors, server CPU seconds
+# (address, request, concurrency, warmup, duration, server pid to sample or None) -> Result
+Client = Callable[[str, bytes, int, float, float, int | None], Coroutine[Any, Any, Result]]
+
+
+async def drive(
+    senders: list[Sender], concurrency: int, warmup: float, duration: float, server_pid: int | None
+) -> Result:
+    """Keep `concurrency` requests in flight (spread over senders) for warmup + duration seconds;
+    returns the OK latencies (ms) of the measured window, the errors, and the server's CPU seconds."""
     latencies: list[float] = []
     errors = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+
+    async def loop(send: Sender) -> None:
+        nonlocal errors
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop_at:
+                return
+            if not await send():
+                errors += 1
+                continue
+            done = time.perf_counter()
+            if sent >= measure_from and done <= stop_at:
+                latencies.append((done - sent) * 1000)
+
+    cpu = asyncio.create_task(_cpu_window(server_pid, measure_from, stop_at)) if server_pid else None
+    await asyncio.gather(*(loop(senders[i % len(senders)]) for i in range(concurrency)))
+    cpu_seconds = await cpu if cpu else 0.0
+    return latencies, errors, cpu_seconds
+
+
+async def grpc_client(
+    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None
+) -> Result:
+    """Open Inference Protocol over gRPC: ModelInfer with the prebuilt request, OK = status OK."""
     # Several connections (a local subchannel pool each), as many clients would open, so that the
     # kernel can spread them over servers that share the port with SO_REUSEPORT.
     channels = [
         grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(min(concurrency, CHANNELS_PER_PROCESS))
     ]
+
+    def sender(call: grpc.aio.UnaryUnaryMultiCallable) -> Sender:
+        async def send() -> bool:
+            try:
+                await call(request, timeout=30)
+            except grpc.aio.AioRpcError:
+                return False
+            return True
+
+        return send
+
     try:
-        calls = [channel.unary_unary(MODEL_INFER) for channel in channels]
-        start = time.perf_counter()
-        measure_from = start + warmup
-        stop_at = measure_from + duration
-
-        async def loop(call: grpc.aio.UnaryUnaryMultiCallable) -> None:
-            nonlocal errors
-            while True:
-                sent = time.perf_counter()
-                if sent >= stop_at:
-                    return
-                try:
-                    await call(request, timeout=30)
-                except grpc.aio.AioRpcError:
-                    errors += 1
-                    continue
-                done = time.perf_counter()
-                if sent >= measure_from and done <= stop_at:
-                    latencies.append((done - sent) * 1000)
-
-        cpu = asyncio.create_task(_cpu_window(server_pid, measure_from, stop_at)) if server_pid else None
-        await asyncio.gather(*(loop(calls[i % len(calls)]) for i in range(concurrency)))
-        cpu_seconds = await cpu if cpu else 0.0
+        return await drive([sender(c.unary_unary(MODEL_INFER)) for c in channels], concurrency, warmup, duration, server_pid)
     finally:
         for channel in channels:
             await channel.close()
-    return latencies, errors, cpu_seconds
 
 
 def _process(
-    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None,
-    out: multiprocessing.Queue,  # type: ignore[type-arg]
+    client: Client, address: str, request: bytes, concurrency: int, warmup: float, duration: float,
+    server_pid: int | None, out: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
-    out.put(asyncio.run(_client(address, request, concurrency, warmup, duration, server_pid)))
+    out.put(asyncio.run(client(address, request, concurrency, warmup, duration, server_pid)))
 
 
 def run(
-    address: str, request: bytes, concurrency: int, processes: int, warmup: float, duration: float, server_pid: int
+    address: str, request: bytes, concurrency: int, processes: int, warmup: float, duration: float, server_pid: int,
+    client: Client = grpc_client,
 ) -> Point:
-    """Drive address for warmup + duration seconds; figures cover the duration only (the first
-    client process samples the server's CPU over that window)."""
+    """Drive address with client from `processes` processes for warmup + duration seconds; figures
+    cover the duration only (the first client process samples the server's CPU over that window)."""
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     workers = [
-        context.Process(target=_process, args=(address, request, n, warmup, duration, server_pid if i == 0 else None, out))
+        context.Process(
+            target=_process, args=(client, address, request, n, warmup, duration, server_pid if i == 0 else None, out)
+        )
         for i, n in enumerate(shares)
     ]
     for w in workers:

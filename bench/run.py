@@ -1,17 +1,21 @@
-"""protoserve vs MLServer vs a bare grpc.aio echo server, same model, same load, one run.
+"""protoserve vs MLServer vs Flask+gunicorn vs bare grpc.aio servers, same model, same load, one run.
 
-    .venv/bin/python -m bench.run                 # everything (installs MLServer on first run)
-    .venv/bin/python -m bench.run --targets protoserve,echo --duration 3
+    .venv/bin/python -m bench.run                 # everything (installs the peers' venvs on first run)
+    .venv/bin/python -m bench.run --targets protoserve,echo,proto-floor --duration 3
+    .venv/bin/python -m bench.run --targets flask-gunicorn --points c64x1,c1x1
 
-Each target serves iris-knn (MLServer's sklearn runtime gets the same fitted estimator, exported
-with joblib) over the Open Inference Protocol on gRPC, and bench/loadgen.py drives it with the
-same typed FP64 request at concurrency 1, 16, 64 (1 row) and 64 × 32 rows. Server CPU per request
-is the CPU time of the server's process tree during the measured window, over the requests done.
+Each target serves iris-knn (MLServer's sklearn runtime and the Flask app get the same fitted
+estimator, exported with joblib) over the Open Inference Protocol: the gRPC targets are driven by
+bench/loadgen.py with the same typed FP64 request, Flask+gunicorn over REST/JSON by
+bench/http_loadgen.py with the same rows as a prebuilt JSON body, at concurrency 1, 16, 64 (1 row)
+and 64 × 32 rows. Server CPU per request is the CPU time of the server's process tree during the
+measured window, over the requests done.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -26,7 +30,7 @@ import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 from sklearn.datasets import load_iris
 
-from bench import loadgen
+from bench import http_loadgen, loadgen
 from inference_svc.builtin.build import build_models
 from inference_svc.repository import PROJECT_TRUSTED_TYPES, load_model_file
 from protoserve_runtime.redis_server import free_port
@@ -37,8 +41,24 @@ WORK = BENCH / ".work"
 MLSERVER_VENV = BENCH / ".venv-mlserver"
 # uvloop 0.22+ breaks MLServer 1.7.1's parallel workers (get_event_loop with no loop); 0.21 works.
 MLSERVER_PINS = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0"]
+FLASK_VENV = BENCH / ".venv-flask"
+FLASK_PINS = ["flask==3.1.3", "gunicorn==27.0.1"]
 MODEL = "iris-knn"
-POINTS = [(1, 1), (16, 1), (64, 1), (64, 32)]  # (concurrency, rows per request)
+POINTS = "c1x1,c16x1,c64x1,c64x32"  # concurrency x rows per request
+TARGETS = "echo,proto-floor,protoserve,mlserver-pw0,mlserver-pw1,mlserver-pw2,flask-gunicorn"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How a target is driven: the name shown in the table, its readiness probe and load client."""
+
+    name: str
+    ready: Callable[[str], bool]
+    client: loadgen.Client
+
+
+GRPC = Wire("v2 gRPC", loadgen.server_ready, loadgen.grpc_client)
+REST = Wire("v2 REST/JSON", http_loadgen.server_ready, http_loadgen.client)
 
 
 @dataclass
@@ -48,6 +68,7 @@ class Target:
     env: dict[str, str]
     address: str
     request: Callable[[int], bytes]
+    wire: Wire = GRPC
 
 
 def iris_rows(rows: int) -> np.ndarray:
@@ -64,31 +85,56 @@ def infer_request(rows: int, outputs: tuple[str, ...] = ()) -> bytes:
     return request.SerializeToString()
 
 
+def infer_json(rows: int) -> bytes:
+    """The same rows as infer_request, as an Open Inference Protocol REST body."""
+    tensor = {"name": "input", "datatype": "FP64", "shape": [rows, 4], "data": iris_rows(rows).ravel().tolist()}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def parse_points(text: str) -> list[tuple[int, int]]:
+    """"c64x1,c1x1" -> [(64, 1), (1, 1)]: (concurrency, rows per request)."""
+    points = []
+    for item in text.split(","):
+        concurrency, _, rows = item.strip().removeprefix("c").partition("x")
+        if not (concurrency.isdigit() and rows.isdigit() and int(concurrency) > 0 and int(rows) > 0):
+            raise argparse.ArgumentTypeError(f"point {item!r} is not cNxM (concurrency N, M rows per request)")
+        points.append((int(concurrency), int(rows)))
+    return points
+
+
 def models() -> Path:
     repository = WORK / "models"
     build_models(repository, [MODEL])
     return repository
 
 
-def ensure_mlserver() -> Path:
-    executable = MLSERVER_VENV / "bin" / "mlserver"
-    if not executable.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+def ensure_venv(venv: Path, pins: list[str], executable: str) -> Path:
+    """venv/bin/executable, creating venv with pins on first use."""
+    path = venv / "bin" / executable
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         # The same scikit-learn as protoserve's, so that the exported estimator loads unchanged.
-        import sklearn
+        pins = [*pins, f"scikit-learn=={importlib.metadata.version('scikit-learn')}"]
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *pins], check=True)
+    return path
 
-        pins = [*MLSERVER_PINS, f"scikit-learn=={sklearn.__version__}"]
-        subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "--quiet", *pins], check=True)
-    return executable
+
+def ensure_mlserver() -> Path:
+    return ensure_venv(MLSERVER_VENV, MLSERVER_PINS, "mlserver")
+
+
+def export_estimator(repository: Path, path: Path) -> Path:
+    """The fitted iris-knn estimator as a plain joblib file, for the peers' own loaders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(load_model_file(repository / MODEL / "1", PROJECT_TRUSTED_TYPES).estimator, path)
+    return path
 
 
 def mlserver_dir(repository: Path, parallel_workers: int, port: int) -> Path:
     """A model folder for MLServer: the same fitted estimator, adaptive batching on."""
     folder = WORK / f"mlserver-pw{parallel_workers}"
     model_dir = folder / MODEL
-    model_dir.mkdir(parents=True, exist_ok=True)
-    estimator = load_model_file(repository / MODEL / "1", PROJECT_TRUSTED_TYPES).estimator
-    joblib.dump(estimator, model_dir / "model.joblib")
+    export_estimator(repository, model_dir / "model.joblib")
     (model_dir / "model-settings.json").write_text(json.dumps({
         "name": MODEL,
         "implementation": "mlserver_sklearn.SKLearnModel",
@@ -121,6 +167,17 @@ def targets(names: list[str], repository: Path) -> list[Target]:
             response.write_bytes(echo_response())
             out.append(Target(name, [sys.executable, str(BENCH / "echo_server.py"), str(port), str(response)], {},
                               address, infer_request))
+        elif name == "proto-floor":
+            out.append(Target(name, [sys.executable, str(BENCH / "proto_floor_server.py"), str(port)], {},
+                              address, infer_request))
+        elif name == "flask-gunicorn":
+            gunicorn = ensure_venv(FLASK_VENV, FLASK_PINS, "gunicorn")
+            model_file = export_estimator(repository, WORK / "flask" / "model.joblib")
+            # Sync workers (gunicorn's default, and what people run), one per core of this machine. No
+            # control socket: gunicorn 27's default path is shared by every gunicorn of the user.
+            command = [str(gunicorn), "-w", "2", "-b", address, "--no-control-socket", "--chdir", str(BENCH), "flask_app:app"]
+            out.append(Target(name, command, {"BENCH_MODEL_FILE": str(model_file)},
+                              f"http://{address}/v2/models/{MODEL}/infer", infer_json, REST))
         else:
             raise SystemExit(f"unknown target {name!r}")
     return out
@@ -138,7 +195,8 @@ def echo_response() -> bytes:
 
 def measure(target: Target, server_pid: int, concurrency: int, rows: int, args: argparse.Namespace) -> dict[str, float]:
     point = loadgen.run(
-        target.address, target.request(rows), concurrency, args.client_processes, args.warmup, args.duration, server_pid
+        target.address, target.request(rows), concurrency, args.client_processes, args.warmup, args.duration, server_pid,
+        target.wire.client,
     )
     return {
         "concurrency": concurrency, "rows": rows, "rps": point.rps, "rows_per_s": point.rps * rows,
@@ -147,19 +205,19 @@ def measure(target: Target, server_pid: int, concurrency: int, rows: int, args: 
     }
 
 
-def run_target(target: Target, args: argparse.Namespace) -> list[dict[str, float]]:
+def run_target(target: Target, args: argparse.Namespace) -> list[dict[str, float | str]]:
     log = (WORK / f"{target.name}.log").open("wb")
     process = subprocess.Popen(target.command, env={**os.environ, **target.env}, cwd=ROOT, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 180
-        while not loadgen.server_ready(target.address):
+        while not target.wire.ready(target.address):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{target.name} did not start; see {log.name}")
             time.sleep(0.5)
-        results = []
-        for concurrency, rows in POINTS:
+        results: list[dict[str, float | str]] = []
+        for concurrency, rows in args.points:
             result = measure(target, process.pid, concurrency, rows, args)
-            results.append({"target": target.name, **result})
+            results.append({"target": target.name, "protocol": target.wire.name, **result})
             print_row(results[-1])
         return results
     finally:
@@ -171,23 +229,25 @@ def run_target(target: Target, args: argparse.Namespace) -> list[dict[str, float
         log.close()
 
 
-def print_row(r: dict[str, float]) -> None:
+def print_row(r: dict[str, float | str]) -> None:
     point = f"c{int(r['concurrency'])} x {int(r['rows'])}"
-    print(f"{r['target']:<14} {point:<10} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} {r['p50_ms']:>8.2f} "
+    print(f"{r['target']:<14} {r['protocol']:<12} {point:<10} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} {r['p50_ms']:>8.2f} "
           f"{r['p99_ms']:>8.2f} {r['cpu_ms_per_req']:>10.3f} {int(r['errors']):>6}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", default="echo,protoserve,mlserver-pw0,mlserver-pw1,mlserver-pw2")
+    parser.add_argument("--targets", default=TARGETS, help=f"comma-separated, default {TARGETS}")
+    parser.add_argument("--points", type=parse_points, default=parse_points(POINTS),
+                        help=f"comma-separated cNxM: concurrency N, M rows per request (default {POINTS})")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--client-processes", type=int, default=1)
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     repository = models()
-    header = ('target', 'point', 'req/s', 'rows/s', 'p50 ms', 'p99 ms', 'cpu ms/req', 'errors')
-    print('{:<14} {:<10} {:>9} {:>10} {:>8} {:>8} {:>10} {:>6}'.format(*header))
+    header = ('target', 'protocol', 'point', 'req/s', 'rows/s', 'p50 ms', 'p99 ms', 'cpu ms/req', 'errors')
+    print('{:<14} {:<12} {:<10} {:>9} {:>10} {:>8} {:>8} {:>10} {:>6}'.format(*header))
     results = []
     for target in targets(args.targets.split(","), repository):
         results += run_target(target, args)
