@@ -5,6 +5,10 @@ ephemeral ports) over a model repository (built if missing), then sends the same
 over and over and prints a markdown table of p50/p99 latency and throughput.
 
     .venv/bin/python -m bench.explain_latency [--repository models] [--requests 200] [--concurrency 1 8]
+        [--explain-workers N]   (default: the service's default, one worker per CPU)
+
+Each concurrent caller has a connection of its own, as separate clients would: the kernel spreads
+connections, not calls, over a service's worker processes.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ def main() -> None:
     parser.add_argument("--repository", default="models", help="model repository (built-in models are built if missing)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per model and concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--explain-workers", type=int, help="explain worker processes (default: one per CPU)")
     args = parser.parse_args()
     repository = Path(args.repository).resolve()
     build_models(repository)
@@ -112,7 +117,9 @@ def main() -> None:
     ROWS["risk"] = {name: values[0] for name, values in sample.items()}
     with tempfile.TemporaryDirectory() as logs:
         env = {"PROTOSERVE_MODEL_REPOSITORY": str(repository)}
-        explain = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", env, Path(logs) / "explain.log")
+        workers = {} if args.explain_workers is None else {"PROTOSERVE_EXPLAIN_WORKERS": str(args.explain_workers)}
+        explain = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", {**env, **workers},
+                                 Path(logs) / "explain.log")
         inference = ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", env, Path(logs) / "inference.log")
         try:
             explain.start()
