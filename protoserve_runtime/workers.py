@@ -64,12 +64,6 @@ class WorkerGroup:
     grace_seconds: float
 
 
-def cpu_share(workers: int) -> int:
-    """The CPUs each of workers processes may keep busy: what its numeric thread pools (BLAS,
-    OpenMP) should be limited to, so that the workers do not spin against each other."""
-    return max(1, worker_count(0) // workers)
-
-
 def check_address(address: str, workers: int, service: str = "inference") -> None:
     if workers > 1 and address.rsplit(":", 1)[-1] == "0":
         prefix = f"PROTOSERVE_{service.upper()}"

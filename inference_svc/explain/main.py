@@ -28,7 +28,6 @@ from protoserve_runtime.workers import (
     ReadyBoard,
     WorkerGroup,
     check_address,
-    cpu_share,
     follow_siblings,
     supervise,
     wait_for_siblings,
@@ -62,9 +61,9 @@ async def serve(
 ) -> None:
     """Run one worker; with a shared board it reports SERVING only while every worker is ready."""
     board = board or ReadyBoard(1)
-    # An explanation's numpy work is small matrices: BLAS threads beyond this worker's share of the
-    # CPUs only spin against the other workers (a Gaussian process's 1,600-row mean took 2-4x longer).
-    threadpool_limits(cpu_share(board.size))
+    # An explanation's numpy work is small matrices, and the service scales by processes: more BLAS
+    # threads only spin against other work (a Gaussian process's 1,600-row mean took 2-3x longer).
+    threadpool_limits(1)
     core = build_core(shared, settings)
     follower = build_follower(core, shared, state_file)
 
