@@ -5,6 +5,10 @@ ephemeral ports) over a model repository (built if missing), then sends the same
 over and over and prints a markdown table of p50/p99 latency and throughput.
 
     .venv/bin/python -m bench.explain_latency [--repository models] [--requests 200] [--concurrency 1 8]
+        [--explain-workers N]   (default: the service's default, one worker per CPU)
+
+Each concurrent caller has a connection of its own, as separate clients would: the kernel spreads
+connections, not calls, over a service's worker processes.
 """
 
 from __future__ import annotations
@@ -44,14 +48,15 @@ def struct(row: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
-async def measure(call: Callable[[], Awaitable[Any]], requests: int, concurrency: int) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms, requests per second) of `requests` calls, `concurrency` in flight."""
-    for _ in range(min(10, requests)):  # warm the channel and the caches
+async def measure(calls: list[Callable[[], Awaitable[Any]]], requests: int) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, requests per second) of `requests` calls, one caller per entry of calls
+    (each on a connection of its own) in flight."""
+    for call in calls * max(1, 10 // len(calls)):  # warm every connection and the caches
         await call()
     latencies: list[float] = []
     remaining = requests
 
-    async def worker() -> None:
+    async def worker(call: Callable[[], Awaitable[Any]]) -> None:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
@@ -60,7 +65,7 @@ async def measure(call: Callable[[], Awaitable[Any]], requests: int, concurrency
             latencies.append(time.perf_counter() - start)
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(call) for call in calls))
     elapsed = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     return cuts[49] * 1000, cuts[98] * 1000, len(latencies) / elapsed
@@ -69,21 +74,31 @@ async def measure(call: Callable[[], Awaitable[Any]], requests: int, concurrency
 async def run(explain_address: str, inference_address: str, requests: int, levels: list[int]) -> list[str]:
     lines = ["| model | method | concurrency | Explain p50 ms | Explain p99 ms | Explain req/s "
              "| Predict p50 ms | Predict p99 ms |", "|---|---|---|---|---|---|---|---|"]
-    async with grpc.aio.insecure_channel(explain_address) as e_channel, grpc.aio.insecure_channel(inference_address) as i_channel:
-        explain = epb_grpc.ExplainServiceStub(e_channel)
-        predict = ipb_grpc.InferenceServiceStub(i_channel)
+    # One connection per concurrent caller, as separate clients would have: the kernel spreads
+    # connections (not calls) over a service's worker processes.
+    def channels(address: str) -> list[grpc.aio.Channel]:
+        return [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(max(levels))]
+
+    e_channels, i_channels = channels(explain_address), channels(inference_address)
+    try:
+        explains = [epb_grpc.ExplainServiceStub(c) for c in e_channels]
+        predicts = [ipb_grpc.InferenceServiceStub(c) for c in i_channels]
         for model, row in ROWS.items():
             e_request = epb.ExplainRequest(model=model, rows=[struct(row)])
             i_request = ipb.PredictRequest(model=model, rows=[struct(row)], skip_cache=True)
-            method = epb.ExplanationMethod.Name((await explain.Explain(e_request)).method)
-            explain_call = functools.partial(explain.Explain, e_request, timeout=60)
-            predict_call = functools.partial(predict.Predict, i_request, timeout=60)
+            method = epb.ExplanationMethod.Name((await explains[0].Explain(e_request)).method)
+            explain_calls = [functools.partial(e.Explain, e_request, timeout=60) for e in explains]
+            predict_calls = [functools.partial(p.Predict, i_request, timeout=60) for p in predicts]
             for concurrency in levels:
-                e50, e99, rate = await measure(explain_call, requests, concurrency)
-                p50, p99, _ = await measure(predict_call, requests, concurrency)
+                e50, e99, rate = await measure(explain_calls[:concurrency], requests)
+                p50, p99, _ = await measure(predict_calls[:concurrency], requests)
                 lines.append(f"| `{model}` | {method.removeprefix('EXPLANATION_METHOD_').lower()} | {concurrency} | "
                              f"{e50:.1f} | {e99:.1f} | {rate:.0f} | {p50:.2f} | {p99:.2f} |")
                 print(lines[-1], flush=True)
+    finally:
+        for channel in e_channels + i_channels:
+            await channel.close()
     return lines
 
 
@@ -92,6 +107,7 @@ def main() -> None:
     parser.add_argument("--repository", default="models", help="model repository (built-in models are built if missing)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per model and concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--explain-workers", type=int, help="explain worker processes (default: one per CPU)")
     args = parser.parse_args()
     repository = Path(args.repository).resolve()
     build_models(repository)
@@ -101,7 +117,9 @@ def main() -> None:
     ROWS["risk"] = {name: values[0] for name, values in sample.items()}
     with tempfile.TemporaryDirectory() as logs:
         env = {"PROTOSERVE_MODEL_REPOSITORY": str(repository)}
-        explain = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", env, Path(logs) / "explain.log")
+        workers = {} if args.explain_workers is None else {"PROTOSERVE_EXPLAIN_WORKERS": str(args.explain_workers)}
+        explain = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", {**env, **workers},
+                                 Path(logs) / "explain.log")
         inference = ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", env, Path(logs) / "inference.log")
         try:
             explain.start()

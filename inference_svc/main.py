@@ -17,16 +17,22 @@ from inference_svc.lifecycle.wiring import build_lifecycle
 from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
 from inference_svc.training.wiring import build_training
-from inference_svc.workers import ReadyBoard, check_address, supervise, worker_count
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
+from protoserve_runtime.workers import (
+    ReadyBoard,
+    WorkerGroup,
+    check_address,
+    follow_siblings,
+    supervise,
+    wait_for_siblings,
+    worker_count,
+)
 
 log = logging.getLogger(__name__)
-
-READY_POLL_SECONDS = 0.1
 
 
 def build_core(settings: InferenceSettings, publisher: events.PredictionEventPublisher | None = None) -> InferenceCore:
@@ -57,19 +63,12 @@ async def serve(
         await lifecycle.start()
         if not core.repository.names():
             log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
-        board.set(index, True)
-        while not board.all_ready():
-            await asyncio.sleep(READY_POLL_SECONDS)
+        await wait_for_siblings(board, index)
 
-    async def follow_siblings(server: GrpcServer) -> None:
-        serving = True
+    async def follow(server: GrpcServer) -> None:
         follower = asyncio.create_task(lifecycle.follower.run())
         try:
-            while True:
-                await asyncio.sleep(READY_POLL_SECONDS)
-                if board.all_ready() != serving:
-                    serving = not serving
-                    await server.set_serving(serving)
+            await follow_siblings(board, server.set_serving)
         finally:
             follower.cancel()
 
@@ -87,7 +86,7 @@ async def serve(
     bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready, lifecycle.core), jobs.binding]
     bindings.append(lifecycle.binding)
     wrappers = [measure_rpcs, *auth.handler_wrappers(from_env(auth.AuthSettings))]
-    await run_server("inference", bindings, options, load, close, wrappers, monitor=follow_siblings)
+    await run_server("inference", bindings, options, load, close, wrappers, monitor=follow)
 
 
 def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, state_file: Path) -> None:
@@ -111,7 +110,8 @@ def main() -> None:
     check_address(settings.inference_address, workers)
     # Import by module name so spawned workers find the target even when this file runs as __main__.
     target = importlib.import_module("inference_svc.main").worker_main
-    raise SystemExit(supervise(settings, workers, target))
+    group = WorkerGroup("inference", settings.inference_address, settings.grace_seconds)
+    raise SystemExit(supervise(group, workers, target, (settings,)))
 
 
 if __name__ == "__main__":

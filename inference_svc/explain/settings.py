@@ -26,8 +26,11 @@ class ExplainSettings:
         8, "models with at most this many features get exact SHAP (2^features coalitions) instead of sampling"
     )
     explain_metrics_address: str = setting("127.0.0.1:9200", "host:port of the explain /metrics endpoint; empty turns it off")
+    explain_workers: int = setting(0, "worker processes sharing the explain port; 0 = one per CPU")
 
     def validate(self) -> None:
         for name in ("explain_max_cost", "explain_background_rows", "explain_permutations", "explain_exact_max_features"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"PROTOSERVE_{name.upper()} must be at least 1")
+        if self.explain_workers < 0:
+            raise SettingsError("PROTOSERVE_EXPLAIN_WORKERS must be 0 (one per CPU) or more")

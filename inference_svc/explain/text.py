@@ -21,7 +21,9 @@ import numpy as np
 import scipy.sparse as sp
 import shap
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils.extmath import safe_sparse_dot, softmax
 
 from inference_svc.explain.attributions import Attribution, Method, Outputs, RowAttributions
 from inference_svc.model import LoadedModel, PredictionBatch
@@ -93,6 +95,16 @@ class Tokens:
                 self.occurrences[" ".join(w for _, w in window)].append([i for i, _ in window])
 
 
+def union_parts(features: Any) -> list[tuple[Any, float | None]] | None:
+    """(transformer, weight) of each column block of a FeatureUnion, or None when it is not one
+    whose output is just its parts' outputs side by side (a passthrough part, or not a union)."""
+    if not isinstance(features, FeatureUnion):
+        return None
+    weights = features.transformer_weights or {}
+    parts = [(t, weights.get(name)) for name, t in features.transformer_list if t != "drop"]
+    return None if any(t == "passthrough" for t, _ in parts) else parts
+
+
 class TextLinearMethod(Method):
     name = "linear_shap"
     serial = False
@@ -101,6 +113,7 @@ class TextLinearMethod(Method):
     def __init__(self, model: LoadedModel) -> None:
         super().__init__(model)
         self._features, linear, self._blocks = text_linear_parts(model.estimator)
+        self._parts = union_parts(self._features)
         empty = self._transform(np.array([""], dtype=object))
         self._width = empty.shape[1]
         if self._width != linear.coef_.shape[-1]:
@@ -111,9 +124,27 @@ class TextLinearMethod(Method):
         raw_name = "decision_function" if self.classes else "predict"
         self._raw: Callable[[sp.csr_matrix], np.ndarray] = getattr(linear, raw_name)
         self._linear = linear
+        # Multinomial logistic regression: predict_proba is the softmax of decision_function, so
+        # the probabilities come from the margins the attributions need (one product, not two).
+        self._softmax = isinstance(linear, LogisticRegression) and len(self.classes) > 2
+
+    def _margins(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """decision_function's own arithmetic, without its input checks: the matrix is ours."""
+        if self._softmax:
+            return np.asarray(safe_sparse_dot(matrix, self._linear.coef_.T, dense_output=True) + self._linear.intercept_)
+        return self._raw(matrix)
 
     def _transform(self, texts: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix(self._features.transform(texts))
+        """The union's transform without its per-call job dispatch, and its blocks stacked as CSR
+        (the union stacks a dense block through COO): the same matrix, about half the time."""
+        if self._parts is None:
+            return sp.csr_matrix(self._features.transform(texts))
+        blocks = []
+        for transformer, weight in self._parts:
+            block = transformer.transform(texts)
+            block = block if weight is None else block * weight
+            blocks.append(block if sp.issparse(block) else sp.csr_matrix(block))
+        return sp.hstack(blocks, format="csr")
 
     @property
     def features(self) -> int:
@@ -125,14 +156,19 @@ class TextLinearMethod(Method):
         if not self.classes:
             return super().predict_and_explain(inputs, label)
         matrix = self._transform(inputs)
-        predictions = self.model.classification(self._linear.predict_proba(matrix))
-        return predictions, self._explain_features(inputs, matrix, self.labels_to_explain(predictions, label))
+        raw = self._margins(matrix)
+        probabilities = softmax(raw.copy()) if self._softmax else self._linear.predict_proba(matrix)
+        predictions = self.model.classification(probabilities)
+        return predictions, self._explain_features(inputs, matrix, self.labels_to_explain(predictions, label), raw)
 
     def _explain(self, inputs: np.ndarray, labels: Sequence[str]) -> list[RowAttributions]:
-        return self._explain_features(inputs, self._transform(inputs), labels)
+        matrix = self._transform(inputs)
+        return self._explain_features(inputs, matrix, labels, self._margins(matrix))
 
-    def _explain_features(self, inputs: np.ndarray, matrix: sp.csr_matrix, labels: Sequence[str]) -> list[RowAttributions]:
-        outputs = Outputs.of(self.explainer.shap_values(matrix), self.explainer.expected_value, self._raw(matrix))
+    def _explain_features(
+        self, inputs: np.ndarray, matrix: sp.csr_matrix, labels: Sequence[str], raw: np.ndarray
+    ) -> list[RowAttributions]:
+        outputs = Outputs.of(self.explainer.shap_values(matrix), self.explainer.expected_value, raw)
         rows = []
         for i, label in enumerate(labels):
             values, base, output = outputs.row(i, self.classes, label)

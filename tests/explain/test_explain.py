@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from protoserve.explain.v1 import explain_service_pb2 as pb
 
+from inference_svc.explain.methods import build_method
+from inference_svc.explain.settings import ExplainSettings
 from inference_svc.model import LoadedModel
 from inference_svc.repository import ModelRepository
 from tests.explain.calls import additivity_gap, attribution, explain_request
@@ -137,3 +139,18 @@ def test_sentiment_terrible_counts_against_positive(explain_stub) -> None:
     assert (terrible.start, terrible.end) == (13, 21)
     toward_negative = explain_stub.Explain(explain_request("sentiment", [{"text": text}], label="negative"), timeout=30)
     assert attribution(toward_negative.explanations[0], "terrible").value > 0
+
+
+def test_sentiment_explainer_predicts_exactly_as_the_model(model_repository: Path) -> None:
+    """The explainer makes the text's features and the probabilities its own cheaper way; they
+    must be the pipeline's to the last bit."""
+    model = local_model(model_repository, "sentiment")
+    method = build_method(model, ExplainSettings())
+    texts = np.array(["The food was terrible and the service slow. :(", "What a wonderful day!", "", "ok ok OK"], dtype=object)
+    predictions, rows = method.predict_and_explain(texts, "")
+    expected = model.classification(model.estimator.predict_proba(texts))
+    assert np.array_equal(predictions.probabilities, expected.probabilities)
+    margins = model.estimator.decision_function(texts)
+    classes = list(model.estimator.classes_)
+    for row, margin in zip(rows, margins):
+        assert row.output_value == margin[classes.index(row.label)]

@@ -7,12 +7,15 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Matern, WhiteKernel
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 from inference_svc.card import Feature, ModelCard
+from inference_svc.explain.gp import gp_mean
 from inference_svc.explain.methods import build_method
 from inference_svc.explain.settings import ExplainSettings
 from inference_svc.model import LoadedModel
@@ -58,6 +61,10 @@ def test_classifiers_by_type(estimator, method: str, space: str) -> None:
     [
         (Ridge(), "linear_shap", SETTINGS),
         (SVR(), "exact_shap", SETTINGS),  # three features: every coalition is cheap
+        # a Gaussian process: exact SHAP evaluates the coalitions with its mean computed directly
+        (Pipeline([("scale", StandardScaler()), ("gp", GaussianProcessRegressor(
+            ConstantKernel(2.0) * RBF([3.0, 2.0, 4.0]) + WhiteKernel(0.1), normalize_y=True, optimizer=None))]),
+         "exact_shap", SETTINGS),
         (SVR(), "permutation_shap", ExplainSettings(explain_background_rows=30, explain_permutations=4,
                                                     explain_exact_max_features=2)),
     ],
@@ -71,6 +78,26 @@ def test_regressors_by_type_with_the_agnostic_fallback(estimator, method: str, s
     for row, value in zip(rows, estimator.predict(x[:3])):
         assert row.output_value == pytest.approx(value)
         assert abs(row.base_value + sum(a.value for a in row.attributions) - row.output_value) < 1e-6 * max(1, abs(value))
+
+
+@pytest.mark.parametrize(
+    ("estimator", "direct"),
+    [
+        (Pipeline([("scale", StandardScaler()), ("gp", GaussianProcessRegressor(
+            ConstantKernel(2.0) * RBF([1.0, 0.5, 2.0]) + WhiteKernel(0.1), normalize_y=True, optimizer=None))]), True),
+        (GaussianProcessRegressor(WhiteKernel(0.1) + RBF(2.0) * ConstantKernel(3.0), optimizer=None), True),
+        (GaussianProcessRegressor(Matern(), optimizer=None), False),  # not an RBF: the model itself is called
+        (SVR(), False),
+    ],
+)
+def test_gaussian_process_mean_is_predict(estimator, direct: bool) -> None:
+    x = np.random.default_rng(1).normal(size=(80, 3))
+    mean = gp_mean(estimator.fit(x, 10 * np.sin(x).sum(axis=1) + 5))
+    assert (mean is not None) == direct
+    if mean is not None:
+        rows = np.random.default_rng(0).normal(size=(200, 3)) * 3  # beyond the training data too
+        expected = estimator.predict(rows)
+        np.testing.assert_allclose(mean(rows), expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
 
 
 def test_a_text_model_that_is_not_linear_is_refused_clearly() -> None:

@@ -35,7 +35,9 @@ def test_explain_serves_new_versions_and_the_promoted_default(model_repository: 
     shared = {"PROTOSERVE_REDIS_URL": redis_url, "PROTOSERVE_REDIS_PREFIX": f"explain-lc-{uuid.uuid4().hex[:8]}",
               "PROTOSERVE_REPOSITORY_POLL_SECONDS": "0.5"}
     inference = start_inference(repository, tmp_path, PROTOSERVE_INFERENCE_WORKERS="1", **shared)
-    explain = start_explain(repository, tmp_path, **shared)
+    # One worker: several each follow the repository on their own, so a new connection can reach
+    # one that has not yet seen version 2 (as for inference workers).
+    explain = start_explain(repository, tmp_path, PROTOSERVE_EXPLAIN_WORKERS="1", **shared)
     try:
         assert explained_version(explain.address) == "1"
         add_version(model_repository, repository, "iris-knn", "2")

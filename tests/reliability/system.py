@@ -111,6 +111,7 @@ class System:
         env = {"PROTOSERVE_MODEL_REPOSITORY": str(model_repository), "PROTOSERVE_DATA_DIR": str(data_dir),
                "PROTOSERVE_AUTH": "on" if auth else "off", "PROTOSERVE_REDIS_URL": redis_url,
                "PROTOSERVE_REDIS_PREFIX": f"rel-{uuid.uuid4().hex[:8]}", "PROTOSERVE_INFERENCE_WORKERS": "1",
+               "PROTOSERVE_EXPLAIN_WORKERS": "1",
                **{f"PROTOSERVE_{s}_METRICS_ADDRESS": "127.0.0.1:0" for s in ("INFERENCE", "EXPLAIN", "MONITORING")},
                "PROTOSERVE_JOB_TTL_SECONDS": "15",  # finished jobs expire within a soak's warm-up
                "PROTOSERVE_MONITORING_FEEDBACK_TTL_SECONDS": "15",  # and so do feedback records

@@ -1,16 +1,17 @@
-"""Several inference worker processes sharing one port (SO_REUSEPORT), one per CPU by default.
+"""Several worker processes of one service sharing its port (SO_REUSEPORT), one per CPU by default.
 
-The kernel spreads connections over the workers; each has its own event loop, models and
-batchers. Readiness is shared through a ReadyBoard: one byte per worker in shared memory, set
-when that worker has loaded its models and cleared when it stops or dies. Every worker reports
-health SERVING (and v2 ServerReady true) only while every byte is set, so whichever worker a
-health check lands on, SERVING means all of them are ready. Model loads and unloads asked of one
-worker reach all of them through the serving state (Redis, else a file they share). The parent restarts a worker that
-dies after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT.
+The inference and explain services run this way. The kernel spreads connections over the workers;
+each has its own event loop and models. Readiness is shared through a ReadyBoard: one byte per
+worker in shared memory, set when that worker has loaded its models and cleared when it stops or
+dies. Every worker reports health SERVING only while every byte is set, so whichever worker a
+health check lands on, SERVING means all of them are ready. Without Redis the workers share the
+serving state through a file the supervisor gives them. The parent restarts a worker that dies
+after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -19,17 +20,18 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
 from pathlib import Path
 from typing import Any
 
-from inference_svc.settings import InferenceSettings
 from protoserve_runtime.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
+READY_POLL_SECONDS = 0.1
 
 
 class ReadyBoard:
@@ -53,17 +55,43 @@ def worker_count(requested: int) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def check_address(address: str, workers: int) -> None:
+@dataclass(frozen=True)
+class WorkerGroup:
+    """The service whose workers one supervisor runs."""
+
+    name: str  # "inference": its settings are PROTOSERVE_INFERENCE_WORKERS/_ADDRESS, its processes inference-worker-N
+    address: str
+    grace_seconds: float
+
+
+def check_address(address: str, workers: int, service: str = "inference") -> None:
     if workers > 1 and address.rsplit(":", 1)[-1] == "0":
-        raise SettingsError(
-            "PROTOSERVE_INFERENCE_WORKERS > 1 needs a fixed port in PROTOSERVE_INFERENCE_ADDRESS, not port 0"
-        )
+        prefix = f"PROTOSERVE_{service.upper()}"
+        raise SettingsError(f"{prefix}_WORKERS > 1 needs a fixed port in {prefix}_ADDRESS, not port 0")
 
 
-Worker = Callable[[InferenceSettings, ReadyBoard, int, Path], None]
+# Called in the worker process as worker(*args, board, index, state_file).
+Worker = Callable[..., None]
 
 
-def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
+async def wait_for_siblings(board: ReadyBoard, index: int) -> None:
+    """Mark this worker ready, then wait until every worker is (health stays NOT_SERVING meanwhile)."""
+    board.set(index, True)
+    while not board.all_ready():
+        await asyncio.sleep(READY_POLL_SECONDS)
+
+
+async def follow_siblings(board: ReadyBoard, set_serving: Callable[[bool], Awaitable[None]]) -> None:
+    """Report SERVING while every worker is ready and NOT_SERVING while one is not (forever)."""
+    serving = True
+    while True:
+        await asyncio.sleep(READY_POLL_SECONDS)
+        if board.all_ready() != serving:
+            serving = not serving
+            await set_serving(serving)
+
+
+def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any, ...]) -> int:
     """Start the workers, restart any that dies, stop them all on SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")  # no fork: gRPC and threads do not survive it
     board = ReadyBoard(workers)
@@ -80,13 +108,13 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     def start(index: int) -> None:
-        process = context.Process(target=worker, args=(settings, board, index, state_file), name=f"inference-worker-{index}")
+        process = context.Process(target=worker, args=(*args, board, index, state_file), name=f"{group.name}-worker-{index}")
         process.start()
         processes[index] = process
 
     for index in range(workers):
         start(index)
-    log.info("workers started", extra={"workers": workers, "address": settings.inference_address})
+    log.info("workers started", extra={"workers": workers, "address": group.address})
     started = [False] * workers  # whether each worker slot has ever been ready
     failed = False
     while not stopping:
@@ -106,7 +134,7 @@ def supervise(settings: InferenceSettings, workers: int, worker: Worker) -> int:
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + settings.grace_seconds + 5
+    deadline = time.monotonic() + group.grace_seconds + 5
     for process in processes:
         process.join(max(0.1, deadline - time.monotonic()))
         if process.is_alive():
