@@ -131,8 +131,8 @@ async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str
             for name, call, server, via_gateway in paths:
                 requests = total if concurrency > 1 else total // 4
                 before = {k: cpu_seconds(pid) for k, pid in pids.items()}
-                p50, p99, rps = await latency(call, requests, concurrency)
-                calls = requests + min(10, requests)  # with the warm-up calls
+                p50, p99, rps = await latency([call] * concurrency, requests)  # callers share the client's connections
+                calls = requests + concurrency * max(1, 10 // concurrency)  # with the warm-up calls
                 spent = {k: (cpu_seconds(pid) - before[k]) * 1000 / calls for k, pid in pids.items()}
                 gateway_cpu = f"{spent['gateway']:.2f}" if via_gateway else "-"
                 rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {gateway_cpu} "
