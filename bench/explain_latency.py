@@ -48,10 +48,15 @@ def struct(row: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
+def warmup_calls(callers: int) -> int:
+    """The calls measure() makes before it times any: at least 10, and one per caller at least."""
+    return callers * max(1, 10 // callers)
+
+
 async def measure(calls: list[Callable[[], Awaitable[Any]]], requests: int) -> tuple[float, float, float]:
     """(p50 ms, p99 ms, requests per second) of `requests` calls, one caller per entry of calls
     (each on a connection of its own) in flight."""
-    for call in calls * max(1, 10 // len(calls)):  # warm every connection and the caches
+    for call in calls * (warmup_calls(len(calls)) // len(calls)):  # warm every connection and the caches
         await call()
     latencies: list[float] = []
     remaining = requests

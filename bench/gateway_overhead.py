@@ -35,7 +35,8 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.explain_latency import measure as latency  # noqa: E402  (one timing loop for every bench)
+from bench.explain_latency import measure as latency  # noqa: E402
+from bench.explain_latency import warmup_calls  # noqa: E402  (one timing loop for every bench)
 from bench.run import ensure_mlserver, mlserver_dir  # noqa: E402
 from inference_svc.builtin.build import build_models  # noqa: E402
 from protoserve_runtime.redis_server import free_port  # noqa: E402
@@ -132,7 +133,7 @@ async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str
                 requests = total if concurrency > 1 else total // 4
                 before = {k: cpu_seconds(pid) for k, pid in pids.items()}
                 p50, p99, rps = await latency([call] * concurrency, requests)  # callers share the client's connections
-                calls = requests + concurrency * max(1, 10 // concurrency)  # with the warm-up calls
+                calls = requests + warmup_calls(concurrency)
                 spent = {k: (cpu_seconds(pid) - before[k]) * 1000 / calls for k, pid in pids.items()}
                 gateway_cpu = f"{spent['gateway']:.2f}" if via_gateway else "-"
                 rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {gateway_cpu} "

@@ -197,7 +197,7 @@ class KeyCheck:
         if scope == OPEN:  # health, reflection: nothing to check
             return handler
 
-        async def check(context: grpc.aio.ServicerContext) -> None:
+        async def check(request: Any, context: grpc.aio.ServicerContext) -> None:
             try:
                 self.auth.check(_metadata_value(context.invocation_metadata(), "authorization"), scope)
             except (errors.Unauthenticated, errors.PermissionDenied) as exc:

@@ -7,7 +7,6 @@ message names the field too, so callers that only read the message still learn w
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from protoserve_runtime import errors
-from protoserve_runtime.handler_wrappers import behavior_of, with_behavior
+from protoserve_runtime.handler_wrappers import before_each_call
 
 log = logging.getLogger(__name__)
 
@@ -136,22 +135,8 @@ def tolerate_undecodable(full_method: str, handler: grpc.RpcMethodHandler) -> gr
         except Exception as exc:  # DecodeError and its kin: the caller's bytes, not a bug
             return _Undecodable(str(exc) or type(exc).__name__)
 
-    async def refuse(request: _Undecodable, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
-
-    inner = behavior_of(handler)
-    if inspect.isasyncgenfunction(inner):
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if isinstance(request, _Undecodable):
-                await refuse(request, context)
-            async for item in inner(request, context):
-                yield item
-        return with_behavior(handler, stream, deserialize)
-
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
         if isinstance(request, _Undecodable):
-            return await refuse(request, context)
-        result = inner(request, context)
-        return await result if inspect.isawaitable(result) else result
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
 
-    return with_behavior(handler, call, deserialize)
+    return before_each_call(handler, refuse_undecodable, deserialize)

@@ -47,23 +47,28 @@ def with_behavior(
     )
 
 
-def before_each_call(handler: grpc.RpcMethodHandler, check: Callable[[grpc.aio.ServicerContext], Any]) -> grpc.RpcMethodHandler:
-    """The handler with ``await check(context)`` run before its behaviour on every call; check
-    aborts the call to refuse it. Works for every shape, async generators included."""
+def before_each_call(
+    handler: grpc.RpcMethodHandler,
+    check: Callable[[Any, grpc.aio.ServicerContext], Any],
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler:
+    """The handler with ``await check(request, context)`` run before its behaviour on every call
+    (request: the message, or the iterator of a client stream); check aborts the call to refuse it.
+    Works for every shape, async generators included."""
     inner = behavior_of(handler)
     if inspect.isasyncgenfunction(inner):
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await check(context)
+            await check(request, context)
             async for item in inner(request, context):
                 yield item
-        return with_behavior(handler, stream)
+        return with_behavior(handler, stream, request_deserializer)
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await check(context)
+        await check(request, context)
         result = inner(request, context)
         return await result if inspect.isawaitable(result) else result
 
-    return with_behavior(handler, call)
+    return with_behavior(handler, call, request_deserializer)
 
 
 class _WrappedGenericHandler(grpc.GenericRpcHandler):
