@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { card: null, auth: false };
+const state = { card: null, auth: false, pick: 0 };
 
 function headers(json) {
   const h = json ? { "content-type": "application/json" } : {};
@@ -60,20 +60,35 @@ async function loadModels() {
   if (models.length) await pickModel(models[0].name);
 }
 
+// A pick marks the form busy until its card is shown; a pick overtaken by a newer one is dropped,
+// so a slow answer never replaces the fields (or a result) the user has since filled in.
 async function pickModel(name) {
-  const { card } = await call("GET", `/v1/models/${encodeURIComponent(name)}`);
-  state.card = card;
-  $("model-description").textContent = `${card.description} (version ${card.version})`;
-  const fields = card.inputs.map((input) => {
-    const id = "input-" + input.name;
-    const control = input.type === "FEATURE_TYPE_STRING"
-      ? el("textarea", { id, name: input.name, ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
-      : el("input", { id, name: input.name, type: "number", step: "any" });
-    return el("div", { class: "field" }, el("label", { for: id }, input.name), control,
-      el("small", {}, input.description || ""));
-  });
-  $("fields").replaceChildren(...fields);
-  $("result").replaceChildren();
+  const pick = ++state.pick;
+  const form = $("form");
+  form.setAttribute("aria-busy", "true");
+  $("predict").disabled = $("explain").disabled = true;
+  try {
+    const { card } = await call("GET", `/v1/models/${encodeURIComponent(name)}`);
+    if (pick !== state.pick) return;
+    state.card = card;
+    $("model-description").textContent = `${card.description} (version ${card.version})`;
+    const fields = card.inputs.map((input) => {
+      const id = "input-" + input.name;
+      const control = input.type === "FEATURE_TYPE_STRING"
+        ? el("textarea", { id, name: input.name, ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
+        : el("input", { id, name: input.name, type: "number", step: "any" });
+      return el("div", { class: "field" }, el("label", { for: id }, input.name), control,
+        el("small", {}, input.description || ""));
+    });
+    $("fields").replaceChildren(...fields);
+    $("result").replaceChildren();
+    form.dataset.model = card.name;
+  } finally {
+    if (pick === state.pick) {
+      form.removeAttribute("aria-busy");
+      $("predict").disabled = $("explain").disabled = false;
+    }
+  }
 }
 
 function renderClassification(c) {

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from protoserve_runtime.auth import KeyStore
 from tests.conftest import start_inference
@@ -106,3 +106,10 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
         yield browser
         browser.close()
+
+
+def pick_model(page: Page, name: str) -> None:
+    """Choose a model and wait until the page has shown its card (the form is busy until then)."""
+    page.select_option("#model", name)
+    page.wait_for_selector(f'#form[data-model="{name}"]:not([aria-busy])')
+

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.gateway.conftest import GatewayProcess, start_gateway
+from tests.gateway.conftest import GatewayProcess, pick_model, start_gateway
 from tests.monitoring.system import reference_rows, start_monitoring, start_publishing_inference, wait_until
 
 ROWS = 300  # above PROTOSERVE_DRIFT_MIN_ROWS (200), so the window is judged for drift
@@ -70,7 +70,7 @@ def test_dashboard_shows_the_drift_alert_of_the_shifted_feature(
         page.on("request", lambda request: None if request.url.startswith(base) else outside.append(request.url))
         page.goto(base + "/")
         page.wait_for_selector("#fields .field")
-        page.select_option("#model", "iris-knn")
+        pick_model(page, "iris-knn")
 
         page.wait_for_selector('#alerts .alert[data-feature="sepal_width"]', timeout=90_000)
         alerts = page.locator("#alerts .alert")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from tests.gateway.conftest import GatewayProcess
+from tests.gateway.conftest import GatewayProcess, pick_model
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def page(browser: Any, gateway: GatewayProcess) -> Iterator[Page]:
 
 
 def test_sentiment_text_box_and_probability_bars(page: Page, tmp_path: Path) -> None:
-    page.select_option("#model", "sentiment")
-    page.wait_for_selector("textarea#input-text")
+    pick_model(page, "sentiment")
     page.fill("#input-text", "I love this phone, the screen is gorgeous and the battery lasts for days!")
     page.click("#predict")
     page.wait_for_selector("#headline")
@@ -42,8 +41,7 @@ def test_sentiment_text_box_and_probability_bars(page: Page, tmp_path: Path) -> 
 
 
 def test_regression_mean_with_an_error_band(page: Page, tmp_path: Path) -> None:
-    page.select_option("#model", "regression-gp")
-    page.wait_for_selector("#input-bmi")
+    pick_model(page, "regression-gp")
     for name, value in {"age": "0.03", "bmi": "0.06", "bp": "0.02", "s5": "0.03"}.items():
         page.fill(f"#input-{name}", value)
     page.click("#predict")
@@ -55,8 +53,7 @@ def test_regression_mean_with_an_error_band(page: Page, tmp_path: Path) -> None:
 
 
 def test_errors_are_shown(page: Page) -> None:
-    page.select_option("#model", "iris-knn")
-    page.wait_for_selector("#input-sepal_length")
+    pick_model(page, "iris-knn")
     for name in ("sepal_width", "petal_length", "petal_width"):
         page.fill(f"#input-{name}", "1.5")  # sepal_length stays empty: the service names it
     page.click("#predict")
@@ -65,8 +62,7 @@ def test_errors_are_shown(page: Page) -> None:
 
 
 def test_explanation_of_a_sentiment(page: Page, tmp_path: Path) -> None:
-    page.select_option("#model", "sentiment")
-    page.wait_for_selector("textarea#input-text")
+    pick_model(page, "sentiment")
     page.fill("#input-text", "A dull, lifeless and painfully boring film.")
     page.click("#explain")
     page.wait_for_selector("#explanation")
@@ -74,3 +70,21 @@ def test_explanation_of_a_sentiment(page: Page, tmp_path: Path) -> None:
     names = page.locator(".attr-row").evaluate_all("rows => rows.map(r => r.dataset.name)")
     assert "boring" in names or "dull" in names, names
     page.screenshot(path=str(tmp_path / "explain.png"), full_page=True)
+
+
+def test_a_slow_model_card_never_replaces_a_newer_pick(page: Page) -> None:
+    def slow_card(route: Any) -> None:
+        page.wait_for_timeout(1500)  # the sentiment card answers after the iris card
+        route.continue_()
+
+    page.route("**/v1/models/sentiment", slow_card)
+    with page.expect_response("**/v1/models/sentiment"):
+        page.select_option("#model", "sentiment")
+        assert page.get_attribute("#form", "aria-busy") == "true"
+        assert page.is_disabled("#predict")
+        pick_model(page, "iris-knn")
+        page.fill("#input-sepal_length", "5.1")
+    page.wait_for_timeout(200)  # let the page handle the late answer before reading it back
+    assert page.get_attribute("#form", "data-model") == "iris-knn"
+    assert page.input_value("#input-sepal_length") == "5.1"
+    assert page.locator("textarea#input-text").count() == 0
