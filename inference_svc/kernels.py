@@ -24,6 +24,8 @@ ProbaKernel = Callable[[np.ndarray], np.ndarray]
 TIE_RTOL = 1e-9
 # Rows per block, so that the rows × training points × features differences stay small.
 BLOCK_ROWS = 1024
+# Rows up to which the rows × points × features differences are taken in one array.
+SMALL_BLOCK_ROWS = 64
 _METRICS = ("euclidean", "manhattan")
 
 
@@ -38,6 +40,8 @@ class KNeighborsKernel:
         self._columns = np.ascontiguousarray(self._train.T)  # one contiguous row per feature
         self._labels = np.asarray(estimator._y, dtype=np.intp)  # index into classes_
         self._n_classes = len(estimator.classes_)
+        self._class_members = self._labels[:, None] == np.arange(self._n_classes)  # points × classes
+        self._row_index = np.arange(BLOCK_ROWS)[:, None]
         self._k = int(estimator.n_neighbors)
         self._euclidean = estimator.effective_metric_ == "euclidean"
         # Magnitude of the training points, in the units of the distance compared below.
@@ -65,10 +69,12 @@ class KNeighborsKernel:
 
     def _block(self, inputs: np.ndarray) -> np.ndarray:
         dist = self._distances(inputs)
-        k, n = self._k, dist.shape[1]
+        k, n, rows = self._k, dist.shape[1], inputs.shape[0]
         order = np.argpartition(dist, k - 1 if k == n else (k - 1, k), axis=1)
         nearest = self._labels[order[:, :k]]
-        counts = (nearest[:, :, None] == np.arange(self._n_classes)).sum(axis=1)
+        # Votes per (row, class) in one bincount: row r's labels are shifted into bins r·classes + c.
+        shifted = nearest + self._row_index[:rows] * self._n_classes
+        counts = np.bincount(shifted.ravel(), minlength=rows * self._n_classes).reshape(rows, self._n_classes)
         proba = counts / float(k)  # as scikit-learn: the sum of k unit weights, normalised
         if k < n:
             self._settle_ties(inputs, dist, order, proba)
@@ -76,7 +82,13 @@ class KNeighborsKernel:
 
     def _distances(self, inputs: np.ndarray) -> np.ndarray:
         """Rows × training points: squared euclidean (it orders points as the distance does) or
-        manhattan, summed feature by feature (small arrays beat one rows × points × features)."""
+        manhattan. A small block takes the rows × points × features differences at once (fewest
+        numpy calls); a large one sums feature by feature (small arrays beat a big cube)."""
+        if inputs.shape[0] <= SMALL_BLOCK_ROWS:
+            step = inputs[:, None, :] - self._train
+            if self._euclidean:
+                return np.einsum("ijk,ijk->ij", step, step)
+            return np.abs(step, out=step).sum(axis=2)
         dist = np.zeros((inputs.shape[0], self._columns.shape[1]))
         step = np.empty_like(dist)
         for j, column in enumerate(self._columns):
@@ -89,16 +101,18 @@ class KNeighborsKernel:
         return dist
 
     def _settle_ties(self, inputs: np.ndarray, dist: np.ndarray, order: np.ndarray, proba: np.ndarray) -> None:
-        rows = np.arange(dist.shape[0])
-        kth = dist[rows, order[:, self._k - 1]]
+        # The k-th and (k+1)-th distances of each row (argpartition put them at k - 1 and k).
+        kth, next_out = dist[self._row_index[: len(dist)], order[:, self._k - 1 : self._k + 1]].T
         tol = TIE_RTOL * (self._magnitude(inputs) + self._train_scale + kth)
-        spill = np.flatnonzero(dist[rows, order[:, self._k]] - kth <= tol)  # the k-th has an equal left out
+        spill = np.flatnonzero(next_out - kth <= tol)  # the k-th has an equal left out
         if not spill.size:
             return
-        # Which of the tied points count changes the answer only if they are of different classes.
-        tied = np.abs(dist[spill] - kth[spill, None]) <= tol[spill, None]
-        mixed = np.where(tied, self._labels, self._n_classes).min(axis=1) != np.where(tied, self._labels, -1).max(axis=1)
-        ambiguous = spill[mixed]
+        if spill.size < len(kth):
+            dist, kth, tol = dist[spill], kth[spill], tol[spill]
+        # Which of the tied points count changes the answer only if they are of different classes:
+        # a boolean product gives, per row, the classes present among its tied points.
+        tied = np.abs(dist - kth[:, None]) <= tol[:, None]
+        ambiguous = spill[(tied @ self._class_members).sum(axis=1) > 1]
         if ambiguous.size:
             proba[ambiguous] = self._estimator.predict_proba(inputs[ambiguous])
 

@@ -8,7 +8,7 @@ from sklearn.datasets import load_iris
 from sklearn.neighbors import KNeighborsClassifier
 
 from inference_svc.builtin.recipes import build_iris_knn, load_config
-from inference_svc.kernels import KNeighborsKernel, proba_kernel
+from inference_svc.kernels import SMALL_BLOCK_ROWS, KNeighborsKernel, proba_kernel
 from inference_svc.model import LoadedModel
 
 RNG_SEED = 7
@@ -30,6 +30,11 @@ def assert_parity(estimator: KNeighborsClassifier, rows: np.ndarray) -> None:
     assert isinstance(kernel, KNeighborsKernel)
     expected = estimator.predict_proba(rows)
     got = kernel(rows)
+    # Small calls take the kernel's other distance path: in blocks of its size, and row by row.
+    small = np.concatenate([kernel(rows[i : i + SMALL_BLOCK_ROWS]) for i in range(0, len(rows), SMALL_BLOCK_ROWS)])
+    assert np.array_equal(small, got), "blocks of SMALL_BLOCK_ROWS rows differ from one call"
+    singles = np.concatenate([kernel(rows[i : i + 1]) for i in range(0, len(rows), 7)])
+    assert np.array_equal(singles, expected[::7]), "single rows differ from scikit-learn"
     mismatched = np.flatnonzero((got != expected).any(axis=1))
     assert mismatched.size == 0, f"{mismatched.size} rows differ, e.g. row {rows[mismatched[0]]}"
 
