@@ -148,7 +148,7 @@ class InferenceCore:
             raise
         if not version:
             self.shadows.start(loaded, lambda card: tensors_to_inputs(card, tensors, self.limits))
-        result = await self.predict_inputs(loaded, inputs, deadline, started)
+        result = await self.predict_inputs(loaded, inputs, deadline, started, with_ids=False)
         arrays = outputs_to_arrays(loaded.card, result.outputs)
         return TensorResult(loaded.card, {name: arrays[name] for name in names})
 
@@ -160,27 +160,31 @@ class InferenceCore:
         started: float | None = None,
         use_cache: bool = False,
         skip_cache: bool = False,
+        with_ids: bool = True,
     ) -> PredictResult:
         """Run a model on inputs that were validated against its card, batched with other callers'
         (deadline: time.monotonic() after which the request is dropped unrun; started: perf_counter
         when the request arrived, for the latency its prediction events carry; use_cache: consult
-        the prediction cache, as protoserve's own Predict does unless the caller set skip_cache)."""
+        the prediction cache, as protoserve's own Predict does unless the caller set skip_cache;
+        with_ids: the caller answers with prediction ids; events always carry them)."""
         started = time.perf_counter() if started is None else started
-
-        async def predict() -> PredictionBatch:
-            return await self._batcher(loaded).submit(inputs, deadline)
-
+        batcher = self._batcher(loaded)
         try:
             if self.cache is None or not use_cache:
-                outputs, cached = await predict(), False
+                outputs, cached = await batcher.submit(inputs, deadline), False
             else:
-                outputs, cached = await self.cache.get_or_predict(loaded, inputs, predict, skip_cache)
+                outputs, cached = await self.cache.get_or_predict(
+                    loaded, inputs, lambda: batcher.submit(inputs, deadline), skip_cache
+                )
         except ProtoserveError as exc:
             self._failed(loaded.name, loaded.version, exc, started)
             raise
-        ids = new_prediction_ids(len(outputs))
+        ids: Sequence[str] = ()
         if self.events is not None:
+            ids = new_prediction_ids(len(outputs))
             self.events.predictions(loaded.card, inputs, outputs, ids, time.perf_counter() - started)
+        elif with_ids:
+            ids = new_prediction_ids(len(outputs))
         return PredictResult(loaded.card, outputs, ids, cached)
 
     def _failed(self, model: str, version: str | None, error: ProtoserveError, started: float) -> None:

@@ -9,9 +9,11 @@ shaped [rows] or [rows, 1], UTF-8 text. Errors name the tensor as ``inputs[i]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,8 +23,9 @@ from inference_svc.model import PredictionBatch
 from protoserve_runtime.errors import InvalidArgument
 
 MATRIX_INPUT = "input"
-CLASSIFIER_OUTPUTS = ("label", "probabilities")
-REGRESSOR_OUTPUTS = ("mean", "variance")
+# The outputs of each kind of model and their datatypes, in the order they are sent.
+CLASSIFIER_OUTPUTS: Mapping[str, str] = MappingProxyType({"label": "BYTES", "probabilities": "FP64"})
+REGRESSOR_OUTPUTS: Mapping[str, str] = MappingProxyType({"mean": "FP64", "variance": "FP64"})
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,7 @@ class TensorSpec:
     shape: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class NamedTensor:
+class NamedTensor(NamedTuple):
     name: str
     array: np.ndarray  # numeric, or an object array of bytes for text
 
@@ -47,12 +49,14 @@ def input_specs(card: ModelCard) -> list[TensorSpec]:
 
 
 def output_specs(card: ModelCard) -> list[TensorSpec]:
-    if card.task == "classification":
-        return [TensorSpec("label", "BYTES", (-1,)), TensorSpec("probabilities", "FP64", (-1, len(card.labels)))]
-    return [TensorSpec("mean", "FP64", (-1,)), TensorSpec("variance", "FP64", (-1,))]
+    return [
+        TensorSpec(name, datatype, (-1, len(card.labels)) if name == "probabilities" else (-1,))
+        for name, datatype in output_datatypes(card).items()
+    ]
 
 
-def output_names(card: ModelCard) -> tuple[str, ...]:
+def output_datatypes(card: ModelCard) -> Mapping[str, str]:
+    """The model's outputs and their datatypes, by name, in the order they are sent."""
     return CLASSIFIER_OUTPUTS if card.task == "classification" else REGRESSOR_OUTPUTS
 
 
@@ -172,7 +176,7 @@ def _encoded(labels: tuple[str, ...]) -> np.ndarray:
 
 def check_requested(card: ModelCard, requested: Sequence[str]) -> list[str]:
     """The outputs to send: those requested (in order), or all of them."""
-    available = output_names(card)
+    available = output_datatypes(card)
     for i, name in enumerate(requested):
         if name not in available:
             raise InvalidArgument.for_field(

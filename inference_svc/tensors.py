@@ -7,14 +7,14 @@ with ``np.frombuffer`` (no copy). Every problem is an InvalidArgument naming the
 
 from __future__ import annotations
 
+import math
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
-from inference_svc.tensor_inputs import tensor_error
+from inference_svc.tensor_inputs import NamedTensor, tensor_error
 from protoserve_runtime.errors import InvalidArgument
 
 InputTensor = v2.ModelInferRequest.InferInputTensor
@@ -55,33 +55,27 @@ CONTENTS_FIELDS = {
 _LENGTH = struct.Struct("<I")
 
 
-@dataclass(frozen=True)
-class DecodedInput:
-    name: str
-    datatype: str
-    array: np.ndarray  # shaped as the request says; BYTES as an object array of bytes
+# The range of each integer datatype, for typed contents (carried in wider protobuf fields).
+_INTEGER_RANGES = {name: np.iinfo(dtype) for name, dtype in NUMPY_DTYPES.items() if dtype.kind in "iu"}
 
 
-def element_count(shape: list[int]) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
-
-
-def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[DecodedInput], bool]:
-    """All input tensors of a request as arrays, and whether they came raw."""
+def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[NamedTensor], bool]:
+    """All input tensors of a request as arrays shaped as it says (BYTES as object arrays of
+    bytes), and whether they came raw."""
     raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
+    inputs = request.inputs
+    if raw and len(raw) != len(inputs):
         raise InvalidArgument.for_field(
             "raw_input_contents",
-            f"{len(raw)} raw contents for {len(request.inputs)} inputs; give one per input, in order",
+            f"{len(raw)} raw contents for {len(inputs)} inputs; give one per input, in order",
         )
-    if not request.inputs:
+    if not inputs:
         raise InvalidArgument.for_field("inputs", "at least one input tensor is needed")
+    if len(inputs) == 1:  # the usual request: no names to compare
+        return [decode_input(0, inputs[0], raw[0] if raw else None)], bool(raw)
     decoded = []
     seen: set[str] = set()
-    for i, tensor in enumerate(request.inputs):
+    for i, tensor in enumerate(inputs):
         if tensor.name in seen:
             raise tensor_error(i, tensor.name, "name", "appears more than once")
         seen.add(tensor.name)
@@ -89,22 +83,22 @@ def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[DecodedInput], bo
     return decoded, bool(raw)
 
 
-def decode_input(index: int, tensor: Any, raw: bytes | None) -> DecodedInput:
+def decode_input(index: int, tensor: Any, raw: bytes | None) -> NamedTensor:
     name, datatype = tensor.name, tensor.datatype
     dtype = NUMPY_DTYPES.get(datatype)
     if dtype is None:
         raise tensor_error(index, name, "datatype", f"unknown datatype {datatype!r}; use one of {', '.join(NUMPY_DTYPES)}")
-    shape = list(tensor.shape)
-    if not shape or any(d < 0 for d in shape):
-        raise tensor_error(index, name, "shape", f"shape {shape} must list one or more dimensions, none negative")
-    count = element_count(shape)
+    shape = tuple(tensor.shape)
+    if not shape or min(shape) < 0:
+        raise tensor_error(index, name, "shape", f"shape {list(shape)} must list one or more dimensions, none negative")
+    count = math.prod(shape)
     if raw is not None:
         if tensor.HasField("contents"):
             raise tensor_error(index, name, "contents", "give contents or raw_input_contents, not both")
         array = _decode_raw(index, name, datatype, dtype, raw, count)
     else:
         array = _decode_contents(index, name, datatype, dtype, tensor, count)
-    return DecodedInput(name, datatype, array.reshape(shape))
+    return NamedTensor(name, array.reshape(shape))
 
 
 def _decode_raw(index: int, name: str, datatype: str, dtype: np.dtype[Any], raw: bytes, count: int) -> np.ndarray:
@@ -151,13 +145,12 @@ def _decode_contents(index: int, name: str, datatype: str, dtype: np.dtype[Any],
         out = np.empty(count, dtype=object)
         out[:] = list(values)
         return out
-    wide = np.array(list(values))
-    if count == 0:
-        return np.empty(0, dtype=dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        if wide.min() < info.min or wide.max() > info.max:
-            raise tensor_error(index, name, "contents", f"a value is out of the range of {datatype}")
+    limits = _INTEGER_RANGES.get(datatype)
+    if limits is None:  # floats and booleans: every value fits
+        return np.fromiter(values, dtype=dtype, count=count)
+    wide = np.fromiter(values, dtype=np.uint64 if datatype == "UINT64" else np.int64, count=count)
+    if count and (wide.min() < limits.min or wide.max() > limits.max):
+        raise tensor_error(index, name, "contents", f"a value is out of the range of {datatype}")
     return wide.astype(dtype)
 
 

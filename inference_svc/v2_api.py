@@ -18,7 +18,7 @@ from inference_svc.batching import deadline_after
 from inference_svc.core import InferenceCore
 from inference_svc.lifecycle.core import LifecycleCore
 from inference_svc.repository import VersionState, check_model_name, check_version
-from inference_svc.tensor_inputs import NamedTensor, TensorSpec, input_specs, output_specs
+from inference_svc.tensor_inputs import TensorSpec, input_specs, output_datatypes, output_specs
 from inference_svc.tensors import decode_inputs, encode_output
 from protoserve_runtime.errors import NotFound
 from protoserve_runtime.grpc_errors import translate_errors
@@ -104,19 +104,17 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
     @translate_errors
     async def ModelInfer(self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext) -> v2.ModelInferResponse:
         model, version = _model_and_version(request.model_name, request.model_version)
-        decoded, raw = decode_inputs(request)
+        tensors, raw = decode_inputs(request)
+        requested = [o.name for o in request.outputs] if request.outputs else ()
         result = await self._core.predict_tensors(
-            model,
-            version,
-            [NamedTensor(d.name, d.array) for d in decoded],
-            [o.name for o in request.outputs],
-            deadline_after(context.time_remaining()),
+            model, version, tensors, requested, deadline_after(context.time_remaining())
         )
         card = result.card
         response = v2.ModelInferResponse(model_name=card.name, model_version=card.version, id=request.id)
-        for key, value in request.parameters.items():
-            response.parameters[key].CopyFrom(value)
-        datatypes = {s.name: s.datatype for s in output_specs(card)}
+        if request.parameters:
+            for key, value in request.parameters.items():
+                response.parameters[key].CopyFrom(value)
+        datatypes = output_datatypes(card)
         for name, array in result.outputs.items():
             encode_output(response, name, datatypes[name], array, raw)
         return response
