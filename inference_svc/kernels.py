@@ -63,6 +63,8 @@ class KNeighborsKernel:
         return np.square(x).sum(axis=1) if self._euclidean else np.abs(x).sum(axis=1)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        if inputs.shape[0] == 1 and self._k < len(self._labels):
+            return self._one_row(inputs)
         if inputs.shape[0] <= BLOCK_ROWS:
             return self._block(inputs)
         return np.concatenate([self._block(inputs[i:i + BLOCK_ROWS]) for i in range(0, inputs.shape[0], BLOCK_ROWS)])
@@ -79,6 +81,24 @@ class KNeighborsKernel:
         if k < n:
             self._settle_ties(inputs, dist, order, proba)
         return proba
+
+    def _one_row(self, inputs: np.ndarray) -> np.ndarray:
+        """The commonest call, in the fewest numpy calls: the same decisions as a block's, with the
+        row's k-th and (k+1)-th distances and the tie tolerance as Python floats."""
+        k = self._k
+        step = self._train - inputs
+        dist = np.einsum("ij,ij->i", step, step) if self._euclidean else np.abs(step, out=step).sum(axis=1)
+        order = np.argpartition(dist, (k - 1, k))
+        kth, next_out = float(dist[order[k - 1]]), float(dist[order[k]])
+        row = inputs[0]
+        magnitude = float(row @ row) if self._euclidean else float(np.abs(row).sum())
+        tol = TIE_RTOL * (magnitude + self._train_scale + kth)
+        if next_out - kth <= tol:  # the k-th has an equal left out: it matters if the tied points' classes differ
+            tied = np.abs(dist - kth) <= tol
+            if np.count_nonzero(tied @ self._class_members) > 1:
+                return self._estimator.predict_proba(inputs)
+        counts = np.bincount(self._labels[order[:k]], minlength=self._n_classes)
+        return (counts / float(k))[None, :]
 
     def _distances(self, inputs: np.ndarray) -> np.ndarray:
         """Rows × training points: squared euclidean (it orders points as the distance does) or
