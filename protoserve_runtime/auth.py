@@ -16,7 +16,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,11 +197,12 @@ class KeyCheck:
         if scope == OPEN:  # health, reflection: nothing to check
             return handler
 
-        async def check(request: Any, context: grpc.aio.ServicerContext) -> None:
+        def check(request: Any, context: grpc.aio.ServicerContext) -> Awaitable[None] | None:
             try:
                 self.auth.check(_metadata_value(context.invocation_metadata(), "authorization"), scope)
             except (errors.Unauthenticated, errors.PermissionDenied) as exc:
-                await context.abort(status_code_for(exc), exc.message)
+                return context.abort(status_code_for(exc), exc.message)
+            return None
 
         return before_each_call(handler, check)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -135,8 +135,9 @@ def tolerate_undecodable(full_method: str, handler: grpc.RpcMethodHandler) -> gr
         except Exception as exc:  # DecodeError and its kin: the caller's bytes, not a bug
             return _Undecodable(str(exc) or type(exc).__name__)
 
-    async def refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
+    def refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -> Awaitable[None] | None:
         if isinstance(request, _Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
+            return context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request message does not parse: {request.reason}")
+        return None
 
     return before_each_call(handler, refuse_undecodable, deserialize)

@@ -13,7 +13,7 @@ handler of the same shape. Wrappers listed first run outermost.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -47,28 +47,46 @@ def with_behavior(
     )
 
 
+# What a check returns: None to let the call through, or the awaitable that refuses it (the
+# context's abort). A plain function, not a coroutine: letting a call through costs no coroutine.
+Check = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None] | None]
+
+
 def before_each_call(
     handler: grpc.RpcMethodHandler,
-    check: Callable[[Any, grpc.aio.ServicerContext], Any],
+    check: Check,
     request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
-    """The handler with ``await check(request, context)`` run before its behaviour on every call
-    (request: the message, or the iterator of a client stream); check aborts the call to refuse it.
-    Works for every shape, async generators included."""
+    """The handler with ``check(request, context)`` run before its behaviour on every call
+    (request: the message, or the iterator of a client stream); a check that refuses the call
+    returns ``context.abort(...)``, which is awaited. Works for every shape, async generators included."""
     inner = behavior_of(handler)
     if inspect.isasyncgenfunction(inner):
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await check(request, context)
+            refusal = check(request, context)
+            if refusal is not None:
+                await refusal
             async for item in inner(request, context):
                 yield item
         return with_behavior(handler, stream, request_deserializer)
 
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await check(request, context)
+    if inspect.iscoroutinefunction(inner):
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            refusal = check(request, context)
+            if refusal is not None:
+                await refusal
+            return await inner(request, context)
+
+        return with_behavior(handler, call, request_deserializer)
+
+    async def call_plain(request: Any, context: grpc.aio.ServicerContext) -> Any:  # e.g. a wrapped behaviour
+        refusal = check(request, context)
+        if refusal is not None:
+            await refusal
         result = inner(request, context)
         return await result if inspect.isawaitable(result) else result
 
-    return with_behavior(handler, call, request_deserializer)
+    return with_behavior(handler, call_plain, request_deserializer)
 
 
 class _WrappedGenericHandler(grpc.GenericRpcHandler):
