@@ -20,7 +20,7 @@ from gateway import __version__, discovery
 from gateway.calls import Caller
 from gateway.docs_page import OIP_HTML, render_docs
 from gateway.errors import HttpError
-from gateway.hot_routes import HotRouter
+from gateway.hot_routes import HotApp, HotRouter
 from gateway.jobs_rest import JobResults
 from gateway.oip import OipApi, error_response
 from gateway.openapi import build_openapi
@@ -112,10 +112,11 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
         Route("/", lambda request: HTMLResponse((WEB / "index.html").read_text(encoding="utf-8")), methods=["GET"]),
         rest_route,
     ]
-    # The calls that carry the load skip the walk over the routes above (same route, same handling).
+    # The calls that carry the load skip the walk over the routes above and, without an Origin header,
+    # the middleware layers (same route, same handling, same answers: see gateway/hot_routes.py).
     hot = [*((p, rest_route) for p in rest.post_patterns(PREDICT)),
            *((r.path_regex, r) for r in oip_routes if r.endpoint == oip.infer)]
-    app = Starlette(
+    app = HotApp(
         middleware=[cors],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_error, Exception: _bug},
     )
