@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Route, Router, request_response
 from starlette.types import Message, Receive, Scope, Send
@@ -86,11 +87,18 @@ async def _vary_origin(message: Message, send: Send) -> None:
 
 
 class HotApp(Starlette):
-    """The gateway's Starlette app; its stack must be errors -> CORS -> exceptions -> HotRouter."""
+    """The gateway's Starlette app: errors -> CORS -> exceptions -> HotRouter, with the shortcut above."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The shortcut stands for exactly this stack; any other middleware would be skipped, so it turns the shortcut off.
+        self.shortcut = [m.cls for m in self.user_middleware] == [CORSMiddleware] and self.max_body_size is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.router
-        picked = router.pick(scope) if isinstance(router, HotRouter) and REPLAY not in scope else None
+        picked = None
+        if self.shortcut and isinstance(router, HotRouter) and REPLAY not in scope:
+            picked = router.pick(scope)
         if picked is None or _has_origin(scope):
             await super().__call__(scope, receive, send)
             return
