@@ -13,13 +13,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway import __version__, discovery
 from gateway.calls import Caller
 from gateway.docs_page import OIP_HTML, render_docs
 from gateway.errors import HttpError
+from gateway.hot_routes import HotApp, HotRouter
 from gateway.jobs_rest import JobResults
 from gateway.oip import OipApi, error_response
 from gateway.openapi import build_openapi
@@ -30,6 +31,7 @@ from protoserve_runtime.auth import Authenticator
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
+PREDICT = "/protoserve.inference.v1.InferenceService/Predict"
 
 
 def build_upstreams(settings: GatewaySettings) -> Upstreams:
@@ -97,19 +99,26 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
         expose_headers=["inference-header-content-length"],
         max_age=600,
     )
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/docs", docs_page, methods=["GET"]),
-            Route("/config.json", config, methods=["GET"]),
-            *oip.routes(),
-            *job_results.routes(),
-            Mount("/static", StaticFiles(directory=WEB), name="static"),
-            Route("/", lambda request: HTMLResponse((WEB / "index.html").read_text(encoding="utf-8")), methods=["GET"]),
-            Route("/{path:path}", rest.handle, methods=methods),
-        ],
+    oip_routes = oip.routes()
+    rest_route = Route("/{path:path}", rest.handle, methods=methods)
+    http_routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs_page, methods=["GET"]),
+        Route("/config.json", config, methods=["GET"]),
+        *oip_routes,
+        *job_results.routes(),
+        Mount("/static", StaticFiles(directory=WEB), name="static"),
+        Route("/", lambda request: HTMLResponse((WEB / "index.html").read_text(encoding="utf-8")), methods=["GET"]),
+        rest_route,
+    ]
+    # The calls that carry the load skip the walk over the routes above and, without an Origin header,
+    # the middleware layers (same route, same handling, same answers: see gateway/hot_routes.py).
+    hot = [*((p, rest_route) for p in rest.post_patterns(PREDICT)),
+           *((r.path_regex, r) for r in oip_routes if r.endpoint == oip.infer)]
+    app = HotApp(
         middleware=[cors],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_error, Exception: _bug},
-        lifespan=lifespan,
     )
+    app.router = HotRouter(http_routes, hot, lifespan=lifespan)
+    return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from urllib.parse import unquote
 
@@ -14,12 +15,32 @@ from gateway.errors import HttpError
 from gateway.jobs_rest import accepted
 from gateway.transcode import JsonResponse, build_request, parse_json, to_json
 
+# Characters after which request.url.path is no longer the raw path (escaped, stripped or split at).
+_URL_SPECIAL = re.compile(r"[?#\\\t\r\n]")
+
+
+def url_path(request: Request) -> str:
+    """request.url.path without building the URL when the path is plain (the usual case): a plain path
+    starting with one slash comes back from Starlette's URL unchanged, whatever the Host header."""
+    path: str = request.scope["path"]
+    if path[:1] == "/" and path[1:2] != "/" and not _URL_SPECIAL.search(path):
+        return path
+    return request.url.path
+
+
+def query_items(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items()) if request.scope.get("query_string") else []
+
 
 class RestApi:
     def __init__(self, routes: Sequence[Route], caller: Caller, max_body_bytes: int) -> None:
         self.routes = list(routes)
         self.caller = caller
         self.max_body_bytes = max_body_bytes
+
+    def post_patterns(self, full_method: str) -> list[re.Pattern[str]]:
+        """The path patterns of an RPC's POST bindings."""
+        return [r.pattern for r in self.routes if r.full_method == full_method and r.http_method == "POST"]
 
     def match(self, method: str, path: str) -> tuple[Route, list[str]]:
         allowed = []
@@ -35,7 +56,7 @@ class RestApi:
         raise HttpError(404, "NOT_FOUND", f"no route for {method} {path}")
 
     async def handle(self, request: Request) -> Response:
-        route, values = self.match(request.method, request.url.path)
+        route, values = self.match(request.method, url_path(request))
         metadata = self.caller.authorize(request, route.full_method)  # refuse before reading the body
         raw = await read_body(request, self.max_body_bytes)
         body = None
@@ -44,7 +65,7 @@ class RestApi:
             body = parse_json(raw)
         elif raw.strip():
             raise HttpError.bad_request(f"{route.http_method} {route.template} takes no body")
-        message = build_request(route, values, list(request.query_params.multi_items()), body)
+        message = build_request(route, values, query_items(request), body)
         response = await self.caller.call(request, route.full_method, message, route.response_class.FromString,
                                           route.idempotent, metadata)
         answer = to_json(response)

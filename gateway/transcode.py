@@ -1,6 +1,7 @@
 """HTTP request -> protobuf request and protobuf response -> JSON, by the route's binding.
 
-proto3 JSON via ``google.protobuf.json_format``; responses keep the proto field names
+proto3 JSON via ``google.protobuf.json_format`` (``fast_json`` takes the same steps faster for plain
+message types); responses keep the proto field names
 (``skip_cache``, as in the .proto files) and print every field, defaults included, so a
 browser never has to guess what a missing field means.
 """
@@ -17,6 +18,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from starlette.responses import Response
 
+from gateway import fast_json
 from gateway.discovery import Route
 from gateway.errors import HttpError
 
@@ -111,12 +113,10 @@ def build_request(
             _set(tree, name, value)
     for name, value in zip(route.path_fields, path_values):
         _set(tree, name, value)
-    message = route.request_class()
     try:
-        json_format.ParseDict(tree, message, ignore_unknown_fields=False)
+        return fast_json.parse(tree, route.request_class)
     except json_format.ParseError as exc:
         raise _parse_error(exc) from None
-    return message
 
 
 def _append(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -128,7 +128,5 @@ def _append(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 def to_json(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
+    return fast_json.to_dict(message)
 
