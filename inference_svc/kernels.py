@@ -18,13 +18,13 @@ from sklearn.neighbors import KNeighborsClassifier
 ProbaKernel = Callable[[np.ndarray], np.ndarray]
 
 # Distances closer than this (relative to the rows' magnitudes) to the k-th neighbour's count as
-# tied with it. It is far above the rounding of either way of computing a distance (direct sums
-# here; KD-/ball-tree sums or the |x|² - 2x·t + |t|² expansion in scikit-learn), so a neighbour
-# set this kernel calls unambiguous is the one scikit-learn finds.
+# tied with it. It is far above the rounding of every way of computing a distance (direct sums or
+# the |x|² - 2x·t + |t|² expansion, here and in scikit-learn's brute, KD- and ball-tree searches),
+# so a neighbour set this kernel calls unambiguous is the one scikit-learn finds.
 TIE_RTOL = 1e-9
-# Rows per block, so that the rows × training points × features differences stay small.
+# Rows per block, so that the rows × training points arrays stay small.
 BLOCK_ROWS = 1024
-# Rows up to which the rows × points × features differences are taken in one array.
+# Rows up to which manhattan takes the rows × points × features differences in one array.
 SMALL_BLOCK_ROWS = 64
 _METRICS = ("euclidean", "manhattan")
 
@@ -38,6 +38,7 @@ class KNeighborsKernel:
         self._estimator = estimator
         self._train = np.ascontiguousarray(estimator._fit_X, dtype=np.float64)
         self._columns = np.ascontiguousarray(self._train.T)  # one contiguous row per feature
+        self._train_squares = np.einsum("ij,ij->i", self._train, self._train)
         self._labels = np.asarray(estimator._y, dtype=np.intp)  # index into classes_
         self._n_classes = len(estimator.classes_)
         self._class_members = self._labels[:, None] == np.arange(self._n_classes)  # points × classes
@@ -102,22 +103,23 @@ class KNeighborsKernel:
 
     def _distances(self, inputs: np.ndarray) -> np.ndarray:
         """Rows × training points: squared euclidean (it orders points as the distance does) or
-        manhattan. A small block takes the rows × points × features differences at once (fewest
-        numpy calls); a large one sums feature by feature (small arrays beat a big cube)."""
+        manhattan. Euclidean takes |x|² - 2x·t + |t|² (one matrix product; its rounding is far
+        below TIE_RTOL). Manhattan takes a small block's rows × points × features differences at
+        once (fewest numpy calls) and sums a large one feature by feature (smaller arrays)."""
+        if self._euclidean:
+            dist = inputs @ self._columns
+            dist *= -2.0
+            dist += self._train_squares
+            dist += np.einsum("ij,ij->i", inputs, inputs)[:, None]
+            return dist
         if inputs.shape[0] <= SMALL_BLOCK_ROWS:
             step = inputs[:, None, :] - self._train
-            if self._euclidean:
-                return np.einsum("ijk,ijk->ij", step, step)
             return np.abs(step, out=step).sum(axis=2)
         dist = np.zeros((inputs.shape[0], self._columns.shape[1]))
         step = np.empty_like(dist)
-        for j, column in enumerate(self._columns):
-            np.subtract(inputs[:, j, None], column, out=step)
-            if self._euclidean:
-                np.multiply(step, step, out=step)
-            else:
-                np.abs(step, out=step)
-            dist += step
+        for column_index, column in enumerate(self._columns):
+            np.subtract(inputs[:, column_index, None], column, out=step)
+            dist += np.abs(step, out=step)
         return dist
 
     def _settle_ties(self, inputs: np.ndarray, dist: np.ndarray, order: np.ndarray, proba: np.ndarray) -> None:
