@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.explain_latency import measure as latency  # noqa: E402
 from bench.explain_latency import warmup_calls  # noqa: E402  (one timing loop for every bench)
+from bench.loadgen import server_ready  # noqa: E402
 from bench.run import ensure_mlserver, mlserver_dir  # noqa: E402
 from inference_svc.builtin.build import build_models  # noqa: E402
 from protoserve_runtime.redis_server import free_port  # noqa: E402
@@ -77,6 +78,25 @@ def mlserver(repository: Path) -> Iterator[tuple[str, int]]:
         log.close()
 
 
+@contextmanager
+def proto_floor() -> Iterator[tuple[str, int]]:
+    """bench/proto_floor_server.py (v2 ModelInfer answered from constants, no model); yields its
+    address and pid. A gateway in front of it is the floor of the two-hop design."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(REPO / "bench" / "proto_floor_server.py"), str(port)], cwd=REPO)
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not server_ready(address):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the proto-floor server did not start")
+            time.sleep(0.2)
+        yield address, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children (worker processes) so far."""
     tree = [psutil.Process(pid)]
@@ -92,8 +112,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str, int], concurrencies: list[int],
-                  total: int) -> list[str]:
-    """``pids``: the process trees whose CPU is counted: "gateway", "inference" and, with a peer, "peer"."""
+                  total: int, floor_gateway: str | None = None) -> list[str]:
+    """``pids``: the process trees whose CPU is counted: "gateway", "inference", with a peer "peer",
+    with a floor gateway (a gateway in front of proto-floor) "floor-gateway" and "floor"."""
     rows = ["| path | concurrency | req/s | p50 ms | p99 ms | gateway CPU ms/req | server CPU ms/req |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     request = predict_request("iris-knn", [ROW])
@@ -101,7 +122,8 @@ async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str
     # aiohttp rather than httpx: its lower per-request cost leaves more of the cores to the servers.
     async with grpc.aio.insecure_channel(inference) as channel, \
             aiohttp.ClientSession(gateway, connector=aiohttp.TCPConnector(limit=128)) as http, \
-            aiohttp.ClientSession(peer or gateway, connector=aiohttp.TCPConnector(limit=128)) as peer_http:
+            aiohttp.ClientSession(peer or gateway, connector=aiohttp.TCPConnector(limit=128)) as peer_http, \
+            aiohttp.ClientSession(floor_gateway or gateway, connector=aiohttp.TCPConnector(limit=128)) as floor_http:
         stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
 
         async def grpc_predict() -> None:
@@ -122,12 +144,19 @@ async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str
                 response.raise_for_status()
                 await response.read()
 
-        # (name, call, the server whose CPU is counted, whether it goes through the gateway)
-        paths = [("gRPC Predict (direct)", grpc_predict, "inference", False),
-                 ("REST /v1 predict (gateway)", rest_predict, "inference", True),
-                 ("REST /v2 infer (gateway)", rest_v2_infer, "inference", True)]
+        async def floor_v2_infer() -> None:
+            async with floor_http.post("/v2/models/iris-knn/infer", json=V2_BODY) as response:
+                response.raise_for_status()
+                await response.read()
+
+        # (name, call, the server whose CPU is counted, the gateway whose CPU is counted or None)
+        paths = [("gRPC Predict (direct)", grpc_predict, "inference", None),
+                 ("REST /v1 predict (gateway)", rest_predict, "inference", "gateway"),
+                 ("REST /v2 infer (gateway)", rest_v2_infer, "inference", "gateway")]
+        if floor_gateway is not None:
+            paths.append(("REST /v2 infer (gateway → proto-floor, no model)", floor_v2_infer, "floor", "floor-gateway"))
         if peer is not None:
-            paths.append(("REST /v2 infer (MLServer 1.7.1)", mlserver_v2_infer, "peer", False))
+            paths.append(("REST /v2 infer (MLServer 1.7.1)", mlserver_v2_infer, "peer", None))
         for concurrency in concurrencies:
             for name, call, server, via_gateway in paths:
                 requests = total if concurrency > 1 else total // 4
@@ -135,7 +164,7 @@ async def measure(inference: str, gateway: str, peer: str | None, pids: dict[str
                 p50, p99, rps = await latency([call] * concurrency, requests)  # callers share the client's connections
                 calls = requests + warmup_calls(concurrency)
                 spent = {k: (cpu_seconds(pid) - before[k]) * 1000 / calls for k, pid in pids.items()}
-                gateway_cpu = f"{spent['gateway']:.2f}" if via_gateway else "-"
+                gateway_cpu = f"{spent[via_gateway]:.2f}" if via_gateway else "-"
                 rows.append(f"| {name} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {gateway_cpu} "
                             f"| {spent[server]:.2f} |")
                 print(rows[-1], file=sys.stderr, flush=True)
@@ -150,6 +179,8 @@ def main() -> None:
     parser.add_argument("--gateway-workers", type=int, default=1, help="gateway worker processes")
     parser.add_argument("--mlserver", action=argparse.BooleanOptionalAction, default=True,
                         help="measure MLServer's REST in the same run (the peer)")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure a gateway in front of bench/proto_floor_server.py (no model)")
     args = parser.parse_args()
     build_models(args.models, ["iris-knn"])
     logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -157,20 +188,26 @@ def main() -> None:
                                {"PROTOSERVE_MODEL_REPOSITORY": str(args.models), "PROTOSERVE_LOG_LEVEL": "warning"},
                                logs / "inference.log")
     inference.start()
-    gateway = start_gateway(logs, [inference.address], PROTOSERVE_LOG_LEVEL="warning",
-                            PROTOSERVE_GATEWAY_WORKERS=str(args.gateway_workers))
-    try:
+    gateway_env = {"PROTOSERVE_LOG_LEVEL": "warning", "PROTOSERVE_GATEWAY_WORKERS": str(args.gateway_workers)}
+    gateway = start_gateway(logs, [inference.address], **gateway_env)
+    with ExitStack() as stack:
+        stack.callback(inference.terminate)
+        stack.callback(gateway.terminate)
         assert gateway.process is not None and inference.process is not None
         pids = {"gateway": gateway.process.pid, "inference": inference.process.pid}
+        floor_url = None
+        if args.floor:
+            floor_address, pids["floor"] = stack.enter_context(proto_floor())
+            floor_logs = logs / "floor"
+            floor_logs.mkdir()
+            floor_gateway = start_gateway(floor_logs, [floor_address], **gateway_env)
+            stack.callback(floor_gateway.terminate)
+            assert floor_gateway.process is not None
+            pids["floor-gateway"], floor_url = floor_gateway.process.pid, floor_gateway.url
+        peer = None
         if args.mlserver:
-            with mlserver(args.models) as (peer, peer_pid):
-                rows = asyncio.run(measure(inference.address, gateway.url, peer, {**pids, "peer": peer_pid},
-                                           args.concurrency, args.requests))
-        else:
-            rows = asyncio.run(measure(inference.address, gateway.url, None, pids, args.concurrency, args.requests))
-    finally:
-        gateway.terminate()
-        inference.terminate()
+            peer, pids["peer"] = stack.enter_context(mlserver(args.models))
+        rows = asyncio.run(measure(inference.address, gateway.url, peer, pids, args.concurrency, args.requests, floor_url))
     print("\n".join(rows))
 
 
