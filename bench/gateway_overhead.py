@@ -4,13 +4,14 @@ Starts one inference server and one gateway on loopback, then for each concurren
 default) sends the same one-row iris-knn request as gRPC Predict, REST POST /v1/models/iris-knn:predict
 and Open Inference Protocol REST POST /v2/models/iris-knn/infer (JSON tensors), and the peer in the
 same run: MLServer's own REST POST /v2/models/iris-knn/infer (the same fitted estimator, adaptive
-batching on, as in bench/run.py; installed into bench/.venv-mlserver on first use). It prints a
+batching on, as in bench/run.py; installed into bench/.venv-mlserver on first use), and the floor
+of the design: a second gateway in front of bench/proto_floor_server.py (no model). It prints a
 Markdown table (req/s, p50, p99, and CPU per request of the gateway's and of the serving process
 trees). The load generator is one asyncio process on the same machine,
 so on a small box it competes with the servers for the cores: compare rows of the same run only.
 
     .venv/bin/python bench/gateway_overhead.py --models models --requests 2000
-    .venv/bin/python bench/gateway_overhead.py --no-mlserver   # protoserve paths only
+    .venv/bin/python bench/gateway_overhead.py --no-mlserver --no-floor   # protoserve paths only
 """
 
 from __future__ import annotations
