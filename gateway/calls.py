@@ -46,7 +46,6 @@ class Caller:
         self.upstreams = upstreams
         self.auth = auth
         self.timeout = timeout
-        self._scopes: dict[str, str] = {}  # scope_for by method: the table is fixed, so look each up once
 
     def authorize(self, request: Request, method: str) -> list[tuple[str, str]]:
         """Metadata to forward (the key, so every service checks it too); 401/403 when refused."""
@@ -55,11 +54,8 @@ class Caller:
             if self.auth.enabled:
                 raise HttpError(401, "UNAUTHENTICATED", "the authorization header holds characters a key never has")
             header = None  # auth is off: drop what gRPC metadata could not carry
-        scope = self._scopes.get(method)
-        if scope is None:
-            scope = self._scopes[method] = scope_for(method)
         try:
-            self.auth.check(header, scope)
+            self.auth.check(header, scope_for(method))
         except errors.Unauthenticated as exc:
             raise HttpError(401, "UNAUTHENTICATED", exc.message) from None
         except errors.PermissionDenied as exc:

@@ -179,12 +179,9 @@ class InferenceCore:
         except ProtoserveError as exc:
             self._failed(loaded.name, loaded.version, exc, started)
             raise
-        ids: Sequence[str] = ()
+        ids = new_prediction_ids(len(outputs)) if with_ids or self.events is not None else ()
         if self.events is not None:
-            ids = new_prediction_ids(len(outputs))
             self.events.predictions(loaded.card, inputs, outputs, ids, time.perf_counter() - started)
-        elif with_ids:
-            ids = new_prediction_ids(len(outputs))
         return PredictResult(loaded.card, outputs, ids, cached)
 
     def _failed(self, model: str, version: str | None, error: ProtoserveError, started: float) -> None:

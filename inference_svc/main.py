@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib
 import logging
 from pathlib import Path
 
@@ -25,9 +23,9 @@ from protoserve_runtime.settings import from_env
 from protoserve_runtime.workers import (
     ReadyBoard,
     WorkerGroup,
-    check_address,
     follow_siblings,
-    supervise,
+    requested_workers,
+    run_workers,
     wait_for_siblings,
     worker_count,
 )
@@ -96,22 +94,15 @@ def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, stat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="inference_svc.main", description="the inference service")
-    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default: one per CPU)")
-    args, _ = parser.parse_known_args()  # `protoserve serve inference` runs this with its own argv
+    workers = requested_workers("inference_svc.main", "the inference service")
     settings = from_env(InferenceSettings)
-    if args.workers is not None:
-        settings = from_env(InferenceSettings, inference_workers=args.workers)
+    if workers is not None:
+        settings = from_env(InferenceSettings, inference_workers=workers)
     json_logging.configure("inference", settings.log_level)
-    workers = worker_count(settings.inference_workers)
-    if workers == 1:
-        asyncio.run(serve(settings))
-        return
-    check_address(settings.inference_address, workers)
-    # Import by module name so spawned workers find the target even when this file runs as __main__.
-    target = importlib.import_module("inference_svc.main").worker_main
     group = WorkerGroup("inference", settings.inference_address, settings.grace_seconds)
-    raise SystemExit(supervise(group, workers, target, (settings,)))
+    run_workers(
+        group, worker_count(settings.inference_workers), lambda: asyncio.run(serve(settings)), "inference_svc.main", (settings,)
+    )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,6 @@ def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[NamedTensor], boo
         )
     if not inputs:
         raise InvalidArgument.for_field("inputs", "at least one input tensor is needed")
-    if len(inputs) == 1:  # the usual request: no names to compare
-        return [decode_input(0, inputs[0], raw[0] if raw else None)], bool(raw)
     decoded = []
     seen: set[str] = set()
     for i, tensor in enumerate(inputs):

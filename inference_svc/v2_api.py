@@ -111,9 +111,8 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         )
         card = result.card
         response = v2.ModelInferResponse(model_name=card.name, model_version=card.version, id=request.id)
-        if request.parameters:
-            for key, value in request.parameters.items():
-                response.parameters[key].CopyFrom(value)
+        for key, value in request.parameters.items():
+            response.parameters[key].CopyFrom(value)
         datatypes = output_datatypes(card)
         for name, array in result.outputs.items():
             encode_output(response, name, datatypes[name], array, raw)

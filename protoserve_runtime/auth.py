@@ -9,6 +9,7 @@ no Redis needed. Callers send ``authorization: Bearer <key>`` (HTTP header or gR
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ SCOPE_BY_METHOD: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # the table is fixed: each method is looked up once
 def scope_for(method: str) -> str:
     """The scope a full gRPC method name (``/package.Service/Method``) needs; OPEN for none."""
     best = None

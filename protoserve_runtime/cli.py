@@ -45,6 +45,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from protoserve_runtime.redis_server import EmbeddedRedis
     from protoserve_runtime.settings import from_env
     from protoserve_runtime.supervisor import Supervisor
+    from protoserve_runtime.workers import StopSignals
 
     inference_settings = from_env(InferenceSettings)
     if not args.skip_build:
@@ -64,14 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     supervisor = Supervisor()
-    stopping = False
-
-    def request_stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = StopSignals()
     try:
         for spec in SERVICES:
             addresses = replica_addresses(spec.address, replicas.get(spec.name, 1))
@@ -98,7 +92,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {'job workers':<12} {args.job_workers} (reading the job stream in Redis)")
         _print_auth_state()
         print("Press Ctrl-C to stop.\n", flush=True)
-        while not stopping:
+        while not stop.requested:
             exited = supervisor.first_exited()
             if exited and exited.process is not None:
                 print(f"{exited.name} exited with code {exited.process.returncode}; stopping", file=sys.stderr)

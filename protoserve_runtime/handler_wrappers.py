@@ -70,23 +70,14 @@ def before_each_call(
                 yield item
         return with_behavior(handler, stream, request_deserializer)
 
-    if inspect.iscoroutinefunction(inner):
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            refusal = check(request, context)
-            if refusal is not None:
-                await refusal
-            return await inner(request, context)
-
-        return with_behavior(handler, call, request_deserializer)
-
-    async def call_plain(request: Any, context: grpc.aio.ServicerContext) -> Any:  # e.g. a wrapped behaviour
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         refusal = check(request, context)
         if refusal is not None:
             await refusal
         result = inner(request, context)
         return await result if inspect.isawaitable(result) else result
 
-    return with_behavior(handler, call_plain, request_deserializer)
+    return with_behavior(handler, call, request_deserializer)
 
 
 class _WrappedGenericHandler(grpc.GenericRpcHandler):

@@ -11,7 +11,9 @@ after it was ready, stops all (exit 1) when one fails to start, and forwards SIG
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -91,6 +93,40 @@ async def follow_siblings(board: ReadyBoard, set_serving: Callable[[bool], Await
             await set_serving(serving)
 
 
+class StopSignals:
+    """Set once SIGTERM or SIGINT arrives: a supervisor's loop runs until then."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._request)
+        signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+def requested_workers(prog: str, description: str) -> int | None:
+    """The --workers option of a service's main, if given (its own argv: `protoserve serve` passes more)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default: one per CPU)")
+    args, _ = parser.parse_known_args()
+    return args.workers  # type: ignore[no-any-return]
+
+
+def run_workers(
+    group: WorkerGroup, workers: int, run_alone: Callable[[], None], worker_module: str, args: tuple[Any, ...]
+) -> None:
+    """One worker in this process (run_alone), or ``workers`` processes sharing group.address, each
+    running ``worker_module``'s ``worker_main(*args, board, index, state_file)``."""
+    if workers == 1:
+        run_alone()
+        return
+    check_address(group.address, workers, group.name)
+    # Import by module name so spawned workers find the target even when the service's main runs as __main__.
+    target = importlib.import_module(worker_module).worker_main
+    raise SystemExit(supervise(group, workers, target, args))
+
+
 def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any, ...]) -> int:
     """Start the workers, restart any that dies, stop them all on SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")  # no fork: gRPC and threads do not survive it
@@ -98,14 +134,7 @@ def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any,
     shared_dir = Path(tempfile.mkdtemp(prefix="protoserve-workers-"))
     state_file = shared_dir / "serving-state.json"  # the workers' serving state when there is no Redis
     processes: list[Any] = [None] * workers
-    stopping = False
-
-    def request_stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = StopSignals()
 
     def start(index: int) -> None:
         process = context.Process(target=worker, args=(*args, board, index, state_file), name=f"{group.name}-worker-{index}")
@@ -117,16 +146,16 @@ def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any,
     log.info("workers started", extra={"workers": workers, "address": group.address})
     started = [False] * workers  # whether each worker slot has ever been ready
     failed = False
-    while not stopping:
+    while not stop.requested:
         multiprocessing.connection.wait([p.sentinel for p in processes], timeout=0.2)
         for index, process in enumerate(processes):
             started[index] = started[index] or bool(board.flags[index])
-            if process.exitcode is None or stopping:
+            if process.exitcode is None or stop.requested:
                 continue
             board.set(index, False)
             if not started[index]:  # it failed to start (bad settings, port taken): give up
                 log.error("worker failed to start; stopping", extra={"worker": index, "exit_code": process.exitcode})
-                stopping = failed = True
+                stop.requested = failed = True
                 break
             log.error("worker exited; restarting it", extra={"worker": index, "exit_code": process.exitcode})
             time.sleep(RESTART_DELAY_SECONDS)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib
 import logging
 from pathlib import Path
 
@@ -27,9 +25,9 @@ from protoserve_runtime.settings import from_env
 from protoserve_runtime.workers import (
     ReadyBoard,
     WorkerGroup,
-    check_address,
     follow_siblings,
-    supervise,
+    requested_workers,
+    run_workers,
     wait_for_siblings,
     worker_count,
 )
@@ -101,22 +99,19 @@ def worker_main(shared: InferenceSettings, settings: ExplainSettings, board: Rea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="inference_svc.explain.main", description="the explain service")
-    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default: one per CPU)")
-    args, _ = parser.parse_known_args()  # `protoserve serve explain` runs this with its own argv
+    workers = requested_workers("inference_svc.explain.main", "the explain service")
     shared, settings = from_env(InferenceSettings), from_env(ExplainSettings)
-    if args.workers is not None:
-        settings = from_env(ExplainSettings, explain_workers=args.workers)
+    if workers is not None:
+        settings = from_env(ExplainSettings, explain_workers=workers)
     json_logging.configure("explain", shared.log_level)
-    workers = worker_count(settings.explain_workers)
-    if workers == 1:
-        asyncio.run(serve(shared, settings))
-        return
-    check_address(settings.explain_address, workers, "explain")
-    # Import by module name so spawned workers find the target even when this file runs as __main__.
-    target = importlib.import_module("inference_svc.explain.main").worker_main
     group = WorkerGroup("explain", settings.explain_address, shared.grace_seconds)
-    raise SystemExit(supervise(group, workers, target, (shared, settings)))
+    run_workers(
+        group,
+        worker_count(settings.explain_workers),
+        lambda: asyncio.run(serve(shared, settings)),
+        "inference_svc.explain.main",
+        (shared, settings),
+    )
 
 
 if __name__ == "__main__":
