@@ -16,7 +16,11 @@ RUN pip install "$(grep -i '^grpcio-tools==' requirements-dev.lock)"
 COPY pyproject.toml README.md ./
 COPY protos protos
 COPY protoserve_runtime protoserve_runtime
+COPY protoserve_models protoserve_models
+COPY protoserve_cli protoserve_cli
 COPY inference_svc inference_svc
+COPY explain_svc explain_svc
+COPY worker_svc worker_svc
 COPY monitoring_svc monitoring_svc
 COPY gateway gateway
 RUN python -m protoserve_runtime.codegen \
@@ -65,11 +69,11 @@ CMD ["protoserve", "serve", "monitoring"]
 
 # Job workers listen on no port: healthy while their Redis answers.
 FROM runtime AS worker
-ARG VERSION=0.2.0
+ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="protoserve-worker" org.opencontainers.image.version="${VERSION}"
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, redis; redis.Redis.from_url(os.environ['PROTOSERVE_REDIS_URL']).ping()"]
-CMD ["protoserve", "worker"]
+CMD ["protoserve", "serve", "worker"]
 
 FROM runtime AS gateway
 ARG VERSION=0.1.0

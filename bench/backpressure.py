@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.reliability_system import arguments
-from inference_svc.builtin.build import build_models
+from protoserve_models.builtin.build import build_models
 from tests.conftest import start_inference
 from tests.gateway.conftest import start_gateway
 from tests.reliability.overload import Offered, capacity, offer_grpc, offer_http

@@ -30,8 +30,8 @@ from protoserve.explain.v1 import explain_service_pb2_grpc as epb_grpc
 from protoserve.inference.v1 import inference_service_pb2 as ipb
 from protoserve.inference.v1 import inference_service_pb2_grpc as ipb_grpc
 
-from inference_svc.builtin.build import build_models
-from inference_svc.repository import ModelRepository
+from protoserve_models.builtin.build import build_models
+from protoserve_models.repository import ModelRepository
 from tests.harness import ServiceProcess
 
 ROWS: dict[str, dict[str, Any]] = {
@@ -123,7 +123,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as logs:
         env = {"PROTOSERVE_MODEL_REPOSITORY": str(repository)}
         workers = {} if args.explain_workers is None else {"PROTOSERVE_EXPLAIN_WORKERS": str(args.explain_workers)}
-        explain = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", {**env, **workers},
+        explain = ServiceProcess("explain_svc.main", "PROTOSERVE_EXPLAIN_ADDRESS", {**env, **workers},
                                  Path(logs) / "explain.log")
         inference = ServiceProcess("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", env, Path(logs) / "inference.log")
         try:

@@ -40,7 +40,7 @@ from bench.explain_latency import measure as latency  # noqa: E402
 from bench.explain_latency import warmup_calls  # noqa: E402  (one timing loop for every bench)
 from bench.loadgen import server_ready  # noqa: E402
 from bench.run import ensure_mlserver, mlserver_dir  # noqa: E402
-from inference_svc.builtin.build import build_models  # noqa: E402
+from protoserve_models.builtin.build import build_models  # noqa: E402
 from protoserve_runtime.redis_server import free_port  # noqa: E402
 from tests.gateway.conftest import start_gateway  # noqa: E402
 from tests.harness import ServiceProcess  # noqa: E402

@@ -25,9 +25,9 @@ from protoserve.jobs.v1 import job_service_pb2_grpc as pb_grpc
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from inference_svc.builtin.build import build_models  # noqa: E402
-from inference_svc.inputs import InputLimits, rows_to_inputs  # noqa: E402
-from inference_svc.repository import ModelRepository  # noqa: E402
+from protoserve_models.builtin.build import build_models  # noqa: E402
+from protoserve_models.inputs import InputLimits, rows_to_inputs  # noqa: E402
+from protoserve_models.repository import ModelRepository  # noqa: E402
 from protoserve_runtime.redis_server import EmbeddedRedis  # noqa: E402
 from tests.jobs.harness import WorkerProcess, csv_payload, redis_env, sample_rows, start_service, wait_final  # noqa: E402
 

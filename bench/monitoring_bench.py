@@ -20,13 +20,13 @@ import grpc
 import redis.asyncio as aioredis
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
-from inference_svc.builtin.build import build_models
-from inference_svc.card import ModelCard
 from inference_svc.events import BATCH_FIELD, PredictionEventPublisher, _Record, new_prediction_ids
-from inference_svc.model import PredictionBatch
 from monitoring_svc.aggregates import Keys, Window
 from monitoring_svc.consumer import EventConsumer
 from monitoring_svc.profiles import ProfileStore
+from protoserve_models.builtin.build import build_models
+from protoserve_models.card import ModelCard
+from protoserve_models.model import PredictionBatch
 from protoserve_runtime.redis_server import EmbeddedRedis
 from tests.harness import ServiceProcess
 from tests.inference.rows import predict_request

@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.datasets import load_iris
 
 from bench.run import WORK
-from inference_svc.builtin.build import build_models
-from inference_svc.repository import PROJECT_TRUSTED_TYPES, load_model_file
+from protoserve_models.builtin.build import build_models
+from protoserve_models.repository import PROJECT_TRUSTED_TYPES, load_model_file
 
 Proba = Callable[[np.ndarray], np.ndarray]
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from inference_svc.builtin.build import build_models
+from protoserve_models.builtin.build import build_models
 from tests.reliability.system import System
 
 

@@ -31,8 +31,8 @@ from inference import grpc_predict_v2_pb2 as v2
 from sklearn.datasets import load_iris
 
 from bench import http_loadgen, loadgen
-from inference_svc.builtin.build import build_models
-from inference_svc.repository import PROJECT_TRUSTED_TYPES, load_model_file
+from protoserve_models.builtin.build import build_models
+from protoserve_models.repository import PROJECT_TRUSTED_TYPES, load_model_file
 from protoserve_runtime.redis_server import free_port
 
 BENCH = Path(__file__).resolve().parent

@@ -14,9 +14,9 @@ import time
 import numpy as np
 
 from bench.run import WORK
-from inference_svc.builtin.build import build_models
-from inference_svc.model import LoadedModel
-from inference_svc.repository import PROJECT_TRUSTED_TYPES, load_model_file
+from protoserve_models.builtin.build import build_models
+from protoserve_models.model import LoadedModel
+from protoserve_models.repository import PROJECT_TRUSTED_TYPES, load_model_file
 
 MODELS = ["iris-knn", "regression-gp", "risk", "sentiment"]
 

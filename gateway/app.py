@@ -36,7 +36,7 @@ PREDICT = "/protoserve.inference.v1.InferenceService/Predict"
 
 def build_upstreams(settings: GatewaySettings) -> Upstreams:
     def pool(addresses: Sequence[str]) -> UpstreamPool:
-        return UpstreamPool(addresses, max_message_bytes=settings.max_message_bytes, retries=settings.retries,
+        return UpstreamPool(addresses, max_message_bytes=settings.server.max_message_bytes, retries=settings.retries,
                             health_interval=settings.health_interval_seconds)
 
     return Upstreams(pool(settings.replicas), {name: pool(a) for name, a in settings.upstream_map().items()})

@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 def app() -> Starlette:
     """The app of one worker process, wired from the environment."""
     settings = from_env(GatewaySettings)
-    json_logging.configure("gateway", settings.log_level)
-    authenticator = auth.authenticator(from_env(auth.AuthSettings))
+    json_logging.configure("gateway", settings.server.log_level)
+    authenticator = auth.authenticator(settings.auth)
     if not authenticator.enabled:
         log.warning("AUTH IS OFF: every call is let in (set PROTOSERVE_AUTH=on to require API keys)")
     return create_app(settings, authenticator)
@@ -30,9 +30,10 @@ def app() -> Starlette:
 
 def main() -> None:
     settings = from_env(GatewaySettings)
-    json_logging.configure("gateway", settings.log_level)
-    host, _, port = settings.gateway_address.rpartition(":")
-    log.info("gateway starting", extra={"address": settings.gateway_address, "replicas": list(settings.replicas),
+    json_logging.configure("gateway", settings.server.log_level)
+    address = settings.addresses.gateway_address
+    host, _, port = address.rpartition(":")
+    log.info("gateway starting", extra={"address": address, "replicas": list(settings.replicas),
                                         "workers": settings.gateway_workers})
     # httptools parses HTTP in C; the asyncio loop stays the standard one that grpc.aio supports.
     # uvicorn's handlers would replace the JSON ones; SIGTERM stops it gracefully.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protoserve_runtime.settings import SettingsError, setting
+from protoserve_runtime.auth import AuthSettings
+from protoserve_runtime.settings import ServerSettings, ServiceAddresses, SettingsError, group, setting
 
 EXPLAIN_SERVICE = "protoserve.explain.v1.ExplainService"
 MONITORING_SERVICE = "protoserve.monitoring.v1.MonitoringService"
@@ -12,14 +13,13 @@ MONITORING_SERVICE = "protoserve.monitoring.v1.MonitoringService"
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    gateway_address: str = setting("127.0.0.1:8080", "host:port the gateway's HTTP server listens on")
+    server: ServerSettings = group(ServerSettings)
+    addresses: ServiceAddresses = group(ServiceAddresses)
+    auth: AuthSettings = group(AuthSettings)
     gateway_workers: int = setting(1, "gateway worker processes sharing the port (each with its own upstream channels)")
     inference_replicas: tuple[str, ...] = setting(
         (), "inference replicas the gateway balances over, comma-separated (default: PROTOSERVE_INFERENCE_ADDRESS)"
     )
-    inference_address: str = setting("127.0.0.1:50051", "host:port the inference gRPC server listens on")
-    explain_address: str = setting("127.0.0.1:50053", "host:port the explain gRPC server listens on")
-    monitoring_address: str = setting("127.0.0.1:50054", "host:port the monitoring gRPC server listens on")
     upstreams: tuple[str, ...] = setting(
         (), "other gRPC services, comma-separated SERVICE=host:port[|host:port...] (full service names)"
     )
@@ -27,10 +27,8 @@ class GatewaySettings:
     retries: int = setting(2, "retries of an idempotent call that meets UNAVAILABLE, on another replica")
     health_interval_seconds: float = setting(1.0, "how often the gateway checks each replica's gRPC health")
     max_body_bytes: int = setting(8 * 1024 * 1024, "largest HTTP request body the gateway accepts (413 beyond)")
-    max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
     cors_origins: tuple[str, ...] = setting((), "origins allowed to call the gateway from a browser, comma-separated")
     cors_credentials: bool = setting(False, "let allowed origins send credentials (never with origin *)")
-    log_level: str = setting("info", "debug, info, warning or error")
 
     def validate(self) -> None:
         if "*" in self.cors_origins and self.cors_credentials:
@@ -47,13 +45,13 @@ class GatewaySettings:
 
     @property
     def replicas(self) -> tuple[str, ...]:
-        return self.inference_replicas or (self.inference_address,)
+        return self.inference_replicas or (self.addresses.inference_address,)
 
     def upstream_map(self) -> dict[str, tuple[str, ...]]:
         """Full gRPC service name -> replica addresses, for services not served by the inference replicas."""
         result: dict[str, tuple[str, ...]] = {
-            EXPLAIN_SERVICE: (self.explain_address,),
-            MONITORING_SERVICE: (self.monitoring_address,),
+            EXPLAIN_SERVICE: (self.addresses.explain_address,),
+            MONITORING_SERVICE: (self.addresses.monitoring_address,),
         }
         for entry in self.upstreams:
             service, sep, addresses = entry.partition("=")

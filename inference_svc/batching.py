@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference_svc.model import LoadedModel, PredictionBatch
+from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_runtime.errors import DeadlineExceeded, ResourceExhausted
 
 Runner = Callable[[LoadedModel, np.ndarray], Awaitable[PredictionBatch]]

@@ -19,8 +19,8 @@ import numpy as np
 import redis
 import redis.asyncio
 
-from inference_svc.batch_codec import decode_batch, encode_batch
-from inference_svc.model import LoadedModel, PredictionBatch
+from protoserve_models.batch_codec import decode_batch, encode_batch
+from protoserve_models.model import LoadedModel, PredictionBatch
 
 log = logging.getLogger(__name__)
 _WARN_EVERY_SECONDS = 30.0

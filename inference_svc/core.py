@@ -19,14 +19,14 @@ import numpy as np
 
 from inference_svc.batching import BatchSettings, ModelBatcher
 from inference_svc.cache import PredictionCache
-from inference_svc.card import ModelCard
 from inference_svc.events import new_prediction_ids
-from inference_svc.inputs import InputLimits, rows_to_inputs
-from inference_svc.lifecycle.serving_state import ModelServing
-from inference_svc.lifecycle.shadow import ShadowRunner
-from inference_svc.model import LoadedModel, PredictionBatch
-from inference_svc.repository import ModelRepository, VersionEntry, check_model_name
+from inference_svc.shadow import ShadowRunner
 from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
+from protoserve_models.card import ModelCard
+from protoserve_models.inputs import InputLimits, rows_to_inputs
+from protoserve_models.model import LoadedModel, PredictionBatch
+from protoserve_models.repository import ModelRepository, VersionEntry, check_model_name
+from protoserve_models.serving_state import ServingTable
 from protoserve_runtime.errors import ProtoserveError
 
 log = logging.getLogger(__name__)
@@ -72,17 +72,19 @@ class InferenceCore:
         executor: Executor | None = None,
         batching: BatchSettings | None = None,
         events: PredictionSink | None = None,
+        cache: PredictionCache | None = None,
+        serving: ServingTable | None = None,
     ) -> None:
         self.repository = repository
         self.limits = limits
         self.events = events
         self._executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
-        self.cache: PredictionCache | None = None  # set by the composition root when Redis is configured
+        self.cache = cache  # None without Redis: predictions are not cached
         self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
         self._batchers: dict[tuple[str, str], ModelBatcher] = {}
         # How each model is served (default, weighted routes, shadow), replaced whole by the
         # lifecycle follower; empty: the newest ready version answers, as without the lifecycle.
-        self.serving: dict[str, ModelServing] = {}
+        self.serving = serving or ServingTable()
         self.shadows = ShadowRunner(self)
 
     def resolve(self, model: str, version: str | None) -> LoadedModel:

@@ -7,15 +7,15 @@ builds its bytes cheaply from the request's column arrays).
 ``predictions()`` and ``failure()`` only append to a bounded in-memory buffer; a background task
 flushes it to Redis in pipelined batches. When Redis is slow or down, or the buffer is full, events
 are dropped and counted (protoserve_prediction_events_dropped_total): a prediction is never slowed
-or failed by monitoring. Anything that runs models (Predict, the job workers) publishes through one
-PredictionEventPublisher; ``connect()`` builds one from settings.
+or failed by monitoring. Every call the inference service answers (Predict, ModelInfer, shadow
+predictions) publishes through one PredictionEventPublisher per worker process; ``connect()`` builds it
+from settings. Job workers publish no events: a job's rows are not live traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections import deque
@@ -26,11 +26,12 @@ import numpy as np
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
-from inference_svc.card import ModelCard
 from inference_svc.event_encoding import encode_failure, encode_predictions
-from inference_svc.model import PredictionBatch
+from protoserve_models.card import ModelCard
+from protoserve_models.model import PredictionBatch
 from protoserve_runtime.errors import ProtoserveError
 from protoserve_runtime.grpc_errors import status_code_for
+from protoserve_runtime.redis_settings import RedisSettings
 from protoserve_runtime.settings import SettingsError, setting
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,7 @@ BUFFER_ROWS = Gauge("protoserve_prediction_event_buffer_rows", "Prediction event
 
 @dataclass(frozen=True)
 class EventSettings:
-    redis_url: str = setting("", "Redis URL for prediction events; empty: REDIS_URL, else events are off")
     events_enabled: bool = setting(True, "publish one event per prediction to the prediction-event stream")
-    events_stream: str = setting("protoserve:prediction-events", "the Redis Stream of prediction events")
     events_buffer_rows: int = setting(50_000, "most events waiting in memory; more are dropped and counted")
     events_batch_rows: int = setting(1_000, "most events written to Redis in one round trip")
     events_flush_seconds: float = setting(0.05, "how often buffered events are written to Redis")
@@ -63,10 +62,6 @@ class EventSettings:
             raise SettingsError("PROTOSERVE_EVENTS_BUFFER_ROWS and PROTOSERVE_EVENTS_BATCH_ROWS must be at least 1")
         if self.events_flush_seconds <= 0 or self.events_timeout_seconds <= 0:
             raise SettingsError("PROTOSERVE_EVENTS_FLUSH_SECONDS and PROTOSERVE_EVENTS_TIMEOUT_SECONDS must be positive")
-
-    @property
-    def resolved_redis_url(self) -> str:
-        return self.redis_url or os.environ.get("REDIS_URL", "")
 
 
 def new_prediction_ids(count: int) -> list[str]:
@@ -210,9 +205,9 @@ class PredictionEventPublisher:
         await self._client.aclose()
 
 
-def connect(settings: EventSettings) -> PredictionEventPublisher | None:
+def connect(redis: RedisSettings, settings: EventSettings) -> PredictionEventPublisher | None:
     """The publisher the settings ask for, or None when events are off or no Redis is configured."""
-    url = settings.resolved_redis_url
+    url = redis.url
     if not settings.events_enabled or not url:
         log.info("prediction events off", extra={"events_enabled": settings.events_enabled, "redis": bool(url)})
         return None
@@ -221,7 +216,7 @@ def connect(settings: EventSettings) -> PredictionEventPublisher | None:
     )
     return PredictionEventPublisher(
         client,
-        settings.events_stream,
+        redis.events_stream,
         buffer_rows=settings.events_buffer_rows,
         batch_rows=settings.events_batch_rows,
         flush_seconds=settings.events_flush_seconds,

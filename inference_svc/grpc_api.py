@@ -7,14 +7,9 @@ from protoserve.inference.v1 import inference_service_pb2 as pb
 from protoserve.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
 from inference_svc.batching import deadline_after
-from inference_svc.converters import (
-    card_to_proto,
-    predictions_to_proto,
-    status_to_summary_fields,
-    struct_to_row,
-    versions_to_proto,
-)
+from inference_svc.converters import result_to_proto, status_to_summary_fields
 from inference_svc.core import InferenceCore
+from protoserve_models.messages import card_to_proto, struct_to_row, versions_to_proto
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
 
@@ -34,7 +29,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         )
         await context.send_initial_metadata((("protoserve-cache", "hit" if result.cached else "miss"),))
         return pb.PredictResponse(
-            model=result.card.name, version=result.card.version, predictions=predictions_to_proto(result)
+            model=result.card.name, version=result.card.version, predictions=result_to_proto(result)
         )
 
     @translate_errors

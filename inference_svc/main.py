@@ -6,18 +6,23 @@ import asyncio
 import logging
 from pathlib import Path
 
+import inference_svc
 from inference_svc import events, grpc_api, v2_api
 from inference_svc.batching import BatchSettings
+from inference_svc.cache import PredictionCache
 from inference_svc.core import InferenceCore
-from inference_svc.inputs import InputLimits
+from inference_svc.jobs import grpc_api as jobs_api
 from inference_svc.jobs.wiring import build_jobs
 from inference_svc.lifecycle.wiring import build_lifecycle
-from inference_svc.repository import ModelRepository
 from inference_svc.settings import InferenceSettings
 from inference_svc.training.wiring import build_training
+from protoserve_models.inputs import InputLimits
+from protoserve_models.repository import ModelRepository
+from protoserve_models.serving_state import ServingTable
 from protoserve_runtime import auth
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
+from protoserve_runtime.redis_clients import fast_async_client
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 from protoserve_runtime.workers import (
@@ -33,13 +38,30 @@ from protoserve_runtime.workers import (
 log = logging.getLogger(__name__)
 
 
-def build_core(settings: InferenceSettings, publisher: events.PredictionEventPublisher | None = None) -> InferenceCore:
-    repository = ModelRepository(settings.model_repository, settings.trusted_types, settings.fast_kernels)
-    limits = InputLimits(max_rows=settings.max_rows, max_text_length=settings.max_text_length)
+def input_limits(settings: InferenceSettings) -> InputLimits:
+    return InputLimits(max_rows=settings.models.max_rows, max_text_length=settings.models.max_text_length)
+
+
+def build_cache(settings: InferenceSettings) -> PredictionCache | None:
+    """The prediction cache in Redis; None when there is no Redis or caching is off."""
+    if not (settings.redis.url and settings.cache_enabled):
+        return None
+    return PredictionCache(fast_async_client(settings.redis.url), settings.redis.redis_prefix, settings.cache_ttl_seconds)
+
+
+def build_core(
+    settings: InferenceSettings,
+    publisher: events.PredictionEventPublisher | None = None,
+    cache: PredictionCache | None = None,
+) -> InferenceCore:
+    models = settings.models
+    repository = ModelRepository(models.model_repository, models.trusted_types, settings.fast_kernels)
     batching = BatchSettings(
         settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size, settings.inline_max_rows
     )
-    return InferenceCore(repository, limits, batching=batching, events=publisher)
+    return InferenceCore(
+        repository, input_limits(settings), batching=batching, events=publisher, cache=cache, serving=ServingTable()
+    )
 
 
 async def serve(
@@ -49,18 +71,19 @@ async def serve(
     It follows the serving state (Redis, else state_file shared by its siblings) and the repository."""
     board = board or ReadyBoard(1)
     serve_metrics(settings.inference_metrics_address, offset=index)
-    publisher = events.connect(from_env(events.EventSettings))
-    core = build_core(settings, publisher)
-    lifecycle = build_lifecycle(core, settings, state_file)
+    publisher = events.connect(settings.redis, settings.events)
+    cache = build_cache(settings)
+    core = build_core(settings, publisher, cache)
+    jobs = build_jobs(settings.redis, settings.jobs, core)  # JobService, on Redis
+    training = build_training(settings.redis, settings.models, settings.training, core.limits, jobs)  # TrainModel runs as a job
+    lifecycle = build_lifecycle(settings.redis, settings.models, core, training, state_file)
     if publisher is not None:
         publisher.start()
-    jobs = build_jobs(core)  # JobService and the prediction cache, both on Redis
-    lifecycle.servicer.training = build_training(core, jobs.jobs)  # TrainModel runs as a job
 
     async def load() -> None:
         await lifecycle.start()
         if not core.repository.names():
-            log.warning("no models found", extra={"model_repository": str(settings.model_repository)})
+            log.warning("no models found", extra={"model_repository": str(settings.models.model_repository)})
         await wait_for_siblings(board, index)
 
     async def follow(server: GrpcServer) -> None:
@@ -73,23 +96,27 @@ async def serve(
     async def close() -> None:
         board.set(index, False)
         await jobs.close()
+        if cache is not None:
+            await cache.close()
         await lifecycle.close()
         core.close()
         if publisher is not None:
             await publisher.close()
 
+    server = settings.server
     options = ServerOptions(
-        settings.inference_address, settings.max_message_bytes, settings.grace_seconds, reuse_port=board.size > 1
+        settings.addresses.inference_address, server.max_message_bytes, server.grace_seconds, reuse_port=board.size > 1
     )
-    bindings = [grpc_api.binding(core), v2_api.binding(core, board.all_ready, lifecycle.core), jobs.binding]
-    bindings.append(lifecycle.binding)
-    wrappers = [measure_rpcs, *auth.handler_wrappers(from_env(auth.AuthSettings))]
-    await run_server("inference", bindings, options, load, close, wrappers, monitor=follow)
+    bindings = [
+        grpc_api.binding(core), v2_api.binding(core, board.all_ready, lifecycle.core), jobs_api.binding(jobs), lifecycle.binding
+    ]
+    wrappers = [measure_rpcs, *auth.handler_wrappers(settings.auth)]
+    await run_server("inference", inference_svc.__version__, bindings, options, load, close, wrappers, monitor=follow)
 
 
 def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, state_file: Path) -> None:
     """Entry point of one worker process."""
-    json_logging.configure("inference", settings.log_level)
+    json_logging.configure("inference", settings.server.log_level)
     asyncio.run(serve(settings, board, index, state_file))
 
 
@@ -98,8 +125,8 @@ def main() -> None:
     settings = from_env(InferenceSettings)
     if workers is not None:
         settings = from_env(InferenceSettings, inference_workers=workers)
-    json_logging.configure("inference", settings.log_level)
-    group = WorkerGroup("inference", settings.inference_address, settings.grace_seconds)
+    json_logging.configure("inference", settings.server.log_level)
+    group = WorkerGroup("inference", settings.addresses.inference_address, settings.server.grace_seconds)
     run_workers(
         group, worker_count(settings.inference_workers), lambda: asyncio.run(serve(settings)), "inference_svc.main", (settings,)
     )

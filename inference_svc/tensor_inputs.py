@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from inference_svc.card import ModelCard
-from inference_svc.inputs import InputLimits, check_row_count
-from inference_svc.model import PredictionBatch
+from protoserve_models.card import ModelCard
+from protoserve_models.inputs import InputLimits, check_row_count
+from protoserve_models.model import PredictionBatch
 from protoserve_runtime.errors import InvalidArgument
 
 MATRIX_INPUT = "input"

@@ -17,9 +17,9 @@ import inference_svc
 from inference_svc.batching import deadline_after
 from inference_svc.core import InferenceCore
 from inference_svc.lifecycle.core import LifecycleCore
-from inference_svc.repository import VersionState, check_model_name, check_version
 from inference_svc.tensor_inputs import TensorSpec, input_specs, output_datatypes, output_specs
 from inference_svc.tensors import decode_inputs, encode_output
+from protoserve_models.repository import VersionState, check_model_name, check_version
 from protoserve_runtime.errors import NotFound
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding

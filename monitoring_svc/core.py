@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
-from inference_svc.repository import check_model_name, check_version
 from monitoring_svc import drift, summary
 from monitoring_svc.aggregates import Keys, RedisClient, Window, read_buckets, total
 from monitoring_svc.alerts import Alert, AlertStore, ModelWindow
 from monitoring_svc.feedback import FeedbackRecorder, FeedbackResult
 from monitoring_svc.labeled_examples import LabeledExamples
 from monitoring_svc.profiles import ProfileStore
+from protoserve_models.repository import check_model_name, check_version
 from protoserve_runtime.errors import InvalidArgument, NotFound
 
 DRIFT_STATISTIC = Gauge(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 
+import monitoring_svc
 from monitoring_svc import grpc_api
 from monitoring_svc.aggregates import Keys, Window
 from monitoring_svc.alerts import AlertEvaluator, AlertRules
@@ -26,21 +27,21 @@ log = logging.getLogger(__name__)
 
 
 async def serve(settings: MonitoringSettings) -> None:
-    url = settings.redis_url or os.environ.get("REDIS_URL", "")
+    url = settings.redis.url
     if not url:
         raise SettingsError("the monitoring service needs Redis: set PROTOSERVE_REDIS_URL or REDIS_URL")
     serve_metrics(settings.monitoring_metrics_address)
     client = async_client(url)
     keys = Keys(settings.monitoring_key_prefix)
     windows = [Window(name, seconds) for name, seconds in settings.windows]
-    profiles = ProfileStore(settings.model_repository)
+    profiles = ProfileStore(settings.models.model_repository)
     thresholds = Thresholds(settings.drift_psi_threshold, settings.drift_p_value, settings.drift_oov_increase)
-    examples = LabeledExamples(settings.monitoring_key_prefix, settings.labeled_examples_stream,
+    examples = LabeledExamples(settings.monitoring_key_prefix, settings.redis.labeled_examples_stream,
                                settings.monitoring_example_max_bytes, settings.labeled_examples_max)
     core = MonitoringCore(client, keys, windows, profiles, thresholds, settings.drift_min_rows, settings.alert_window,
                           settings.monitoring_feedback_ttl_seconds, examples)
     consumer = EventConsumer(
-        client, settings.events_stream, settings.monitoring_group, settings.monitoring_consumer, keys, windows, profiles,
+        client, settings.redis.events_stream, settings.monitoring_group, settings.monitoring_consumer, keys, windows, profiles,
         settings.monitoring_batch_entries, settings.monitoring_claim_idle_seconds, settings.monitoring_feedback_ttl_seconds,
         examples,
     )
@@ -64,14 +65,15 @@ async def serve(settings: MonitoringSettings) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await client.aclose()
 
-    options = ServerOptions(settings.monitoring_address, settings.max_message_bytes, settings.grace_seconds)
-    wrappers = [measure_rpcs, *auth.handler_wrappers(from_env(auth.AuthSettings))]
-    await run_server("monitoring", [grpc_api.binding(core)], options, load, close, wrappers)
+    server = settings.server
+    options = ServerOptions(settings.addresses.monitoring_address, server.max_message_bytes, server.grace_seconds)
+    wrappers = [measure_rpcs, *auth.handler_wrappers(settings.auth)]
+    await run_server("monitoring", monitoring_svc.__version__, [grpc_api.binding(core)], options, load, close, wrappers)
 
 
 def main() -> None:
     settings = from_env(MonitoringSettings)
-    json_logging.configure("monitoring", settings.log_level)
+    json_logging.configure("monitoring", settings.server.log_level)
     asyncio.run(serve(settings))
 
 

@@ -12,8 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from inference_svc.card import CardError, ModelCard
-from inference_svc.repository import MODEL_NAME_PATTERN, VERSION_PATTERN
+from protoserve_models.card import CardError, ModelCard
+from protoserve_models.repository import MODEL_NAME_PATTERN, VERSION_PATTERN
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
-from protoserve_runtime.settings import SettingsError, setting
+from protoserve_models.settings import ModelSettings
+from protoserve_runtime.auth import AuthSettings
+from protoserve_runtime.redis_settings import RedisSettings
+from protoserve_runtime.settings import ServerSettings, ServiceAddresses, SettingsError, group, setting
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -23,11 +25,12 @@ def parse_window(name: str) -> int:
 
 @dataclass(frozen=True)
 class MonitoringSettings:
-    monitoring_address: str = setting("127.0.0.1:50054", "host:port the monitoring gRPC server listens on")
+    server: ServerSettings = group(ServerSettings)
+    addresses: ServiceAddresses = group(ServiceAddresses)
+    models: ModelSettings = group(ModelSettings)  # the cards: training profiles for drift
+    redis: RedisSettings = group(RedisSettings)
+    auth: AuthSettings = group(AuthSettings)
     monitoring_metrics_address: str = setting("127.0.0.1:9300", "host:port of the /metrics endpoint; empty turns it off")
-    model_repository: Path = setting(Path("models"), "directory of models/<name>/<version>/")
-    redis_url: str = setting("", "Redis URL; empty: REDIS_URL")
-    events_stream: str = setting("protoserve:prediction-events", "the Redis Stream of prediction events")
     monitoring_key_prefix: str = setting("protoserve:monitoring", "prefix of every Redis key the monitoring service writes")
     monitoring_group: str = setting("monitoring", "consumer group of the monitoring replicas")
     monitoring_consumer: str = setting(socket.gethostname(), "this replica's consumer name; stable across restarts")
@@ -37,9 +40,6 @@ class MonitoringSettings:
     monitoring_feedback_ttl_seconds: int = setting(7 * 86400, "how long a prediction can receive feedback")
     monitoring_example_max_bytes: int = setting(
         8192, "largest input (encoded) kept with a logged prediction for labeled examples; 0 keeps none"
-    )
-    labeled_examples_stream: str = setting(
-        "protoserve:labeled-examples", "prefix of the per-model Redis Streams of labeled examples (<prefix>:<model>)"
     )
     labeled_examples_max: int = setting(100_000, "labeled examples kept per model; the stream is trimmed to about this")
     drift_psi_threshold: float = setting(0.2, "PSI at or above this is a shift")
@@ -54,9 +54,6 @@ class MonitoringSettings:
     alert_latency_p99_ms: float = setting(1000.0, "alert when p99 latency is above this many ms; 0 turns it off")
     alert_error_rate_above: float = setting(0.05, "alert when the share of failed requests is above this; 0 turns it off")
     alert_min_requests: int = setting(20, "requests needed in the window before latency and error rules are judged")
-    max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
-    grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
-    log_level: str = setting("info", "debug, info, warning or error")
 
     def validate(self) -> None:
         windows = [parse_window(w) for w in self.monitoring_windows]

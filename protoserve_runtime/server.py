@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protoserve_runtime import server_info, tls
 from protoserve_runtime.grpc_errors import tolerate_undecodable
+from protoserve_runtime.grpc_options import channel_options
 from protoserve_runtime.handler_wrappers import HandlerWrapper, WrappingRegistrar
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,6 @@ class ServerOptions:
     reuse_port: bool = False
 
 
-def channel_options(max_message_bytes: int, reuse_port: bool = False) -> list[tuple[str, int]]:
-    return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 1 if reuse_port else 0),
-    ]
-
-
 class GrpcServer:
     """A started grpc.aio server with its health servicer; stop() drains it."""
 
@@ -59,6 +52,7 @@ class GrpcServer:
         options: ServerOptions,
         wrappers: Sequence[HandlerWrapper] = (),
         name: str = "",
+        version: str = "",
     ) -> None:
         self.options = options
         self.health = HealthServicer()
@@ -71,7 +65,7 @@ class GrpcServer:
         names = [s.name for s in services]
         names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         if name:  # every service says which one it is and its version (server_info.py)
-            server_info.add(registrar, name, [s.name for s in services])
+            server_info.add(registrar, name, version, [s.name for s in services])
             names.append(server_info.SERVICE_NAME)
         reflection.enable_server_reflection(names, registrar)
         self._service_names = [s.name for s in services]
@@ -108,6 +102,7 @@ class GrpcServer:
 
 async def run_server(
     service: str,
+    version: str,
     services: Sequence[ServiceBinding],
     options: ServerOptions,
     load: Callable[[], Coroutine[Any, Any, None]],
@@ -117,7 +112,7 @@ async def run_server(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop. ``monitor``, when given, runs from
     readiness until the stop signal (e.g. to follow sibling workers' readiness in health)."""
-    server = GrpcServer(services, options, wrappers, name=service)
+    server = GrpcServer(services, options, wrappers, name=service, version=version)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -31,7 +31,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         hint="grpcurl -plaintext {address} list",
     ),
     ServiceSpec(
-        "explain", "inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", "127.0.0.1:50053",
+        "explain", "explain_svc.main", "PROTOSERVE_EXPLAIN_ADDRESS", "127.0.0.1:50053",
         hint=("grpcurl -plaintext -d '{{\"model\": \"sentiment\", \"rows\": [{{\"text\": \"a terrible film\"}}]}}' "
               "{address} protoserve.explain.v1.ExplainService/Explain"),
     ),
@@ -51,6 +51,13 @@ def by_name(name: str) -> ServiceSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+# The job worker has no port: it reads the job stream in Redis.
+WORKER_MODULE = "worker_svc.main"
+
+# Every deployable by name (its image target, compose service and manifest): `protoserve serve NAME`.
+DEPLOYABLES: dict[str, str] = {**{spec.name: spec.module for spec in SERVICES}, "worker": WORKER_MODULE}
 
 
 # Services `protoserve up --replicas NAME=N` can run several of, and the gateway setting listing them.

@@ -1,7 +1,10 @@
 """Settings read from environment variables that start with ``PROTOSERVE_``.
 
-Each service declares a frozen dataclass of its settings and builds it with ``from_env``; every
-field ``foo_bar`` is read from ``PROTOSERVE_FOO_BAR``. Bad values fail at start, naming the variable.
+Each service declares a frozen dataclass of its settings and builds it once, in its composition
+root, with ``from_env``; every field ``foo_bar`` is read from ``PROTOSERVE_FOO_BAR``. A field whose
+type is itself a settings dataclass is a *group* (declared with ``group``): the settings that several
+services share (server, addresses, Redis, models) are declared once, in one group, and each service
+that needs them holds that group. Bad values fail at start, naming the variable.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +59,9 @@ def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides
         if field.name in overrides:
             values[field.name] = overrides[field.name]
             continue
+        if dataclasses.is_dataclass(hints[field.name]):
+            values[field.name] = from_env(hints[field.name], environ)
+            continue
         name = env_name(field.name)
         if name in environ:
             values[field.name] = _parse(environ[name], hints[field.name], name)
@@ -66,9 +73,13 @@ def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:
-    """(variable, default, help) for every field of a settings class, for docs and --help."""
+    """(variable, default, help) for every field of a settings class and its groups, for docs and --help."""
     rows = []
+    hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[field.name]):
+            rows.extend(describe(hints[field.name]))
+            continue
         default = field.default if field.default is not dataclasses.MISSING else None
         if field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()
@@ -81,3 +92,31 @@ def setting(default: Any, help: str) -> Any:
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: default, metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+def group(cls: type[T]) -> T:
+    """A field holding a group of settings shared with other services (read with the same variables)."""
+    return dataclasses.field(default_factory=cls)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What every server process shares: message size, shutdown grace, log level."""
+
+    max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
+    grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
+    log_level: str = setting("info", "debug, info, warning or error")
+
+    def validate(self) -> None:
+        if self.max_message_bytes < 4 * 1024 * 1024:
+            raise SettingsError("PROTOSERVE_MAX_MESSAGE_BYTES must be at least 4 MiB")
+
+
+@dataclass(frozen=True)
+class ServiceAddresses:
+    """Where each service listens: a server binds its own address, its clients dial the others'."""
+
+    inference_address: str = setting("127.0.0.1:50051", "host:port the inference gRPC server listens on")
+    explain_address: str = setting("127.0.0.1:50053", "host:port the explain gRPC server listens on")
+    monitoring_address: str = setting("127.0.0.1:50054", "host:port the monitoring gRPC server listens on")
+    gateway_address: str = setting("127.0.0.1:8080", "host:port the gateway's HTTP server listens on")

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from protoserve_runtime.grpc_options import channel_options
 from protoserve_runtime.settings import SettingsError, from_env, setting
 
 
@@ -72,7 +73,6 @@ def channel_credentials(settings: TlsSettings) -> grpc.ChannelCredentials | None
 
 
 def _client_options(settings: TlsSettings, max_message_bytes: int) -> list[tuple[str, Any]]:
-    from protoserve_runtime.server import channel_options  # server.py imports this module
 
     options: list[tuple[str, Any]] = list(channel_options(max_message_bytes))
     # Round robin over every address a name resolves to (dns:///inference:50051 behind a headless

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from protoserve.inference.v1 import inference_service_pb2_grpc
 
-from inference_svc.builtin.build import build_models
+from protoserve_models.builtin.build import build_models
 from protoserve_runtime.redis_server import EmbeddedRedis
 from tests.harness import ServiceProcess
 

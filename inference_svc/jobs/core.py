@@ -19,13 +19,13 @@ from typing import Any, ParamSpec, TypeVar
 import redis
 import redis.asyncio
 
-from inference_svc.batch_codec import decode_batch, encode_arrays
 from inference_svc.core import InferenceCore, PredictResult
-from inference_svc.inputs import InputLimits
-from inference_svc.jobs import scripts
-from inference_svc.jobs.payload import PayloadFormat, job_inputs
-from inference_svc.jobs.record import JobKeys, JobRecord
-from inference_svc.jobs.settings import JobSettings
+from protoserve_models.batch_codec import decode_batch, encode_arrays
+from protoserve_models.inputs import InputLimits
+from protoserve_models.jobs import scripts
+from protoserve_models.jobs.payload import PayloadFormat, job_inputs
+from protoserve_models.jobs.record import JobKeys, JobRecord
+from protoserve_models.jobs.settings import JobSettings
 from protoserve_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger(__name__)

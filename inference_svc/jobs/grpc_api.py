@@ -9,10 +9,11 @@ from google.protobuf import timestamp_pb2
 from protoserve.jobs.v1 import job_service_pb2 as pb
 from protoserve.jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-from inference_svc.converters import predictions_to_proto, struct_to_row
+from inference_svc.converters import result_to_proto
 from inference_svc.jobs.core import JobCore, Submission
-from inference_svc.jobs.payload import PayloadFormat
-from inference_svc.jobs.record import JobRecord
+from protoserve_models.jobs.payload import PayloadFormat
+from protoserve_models.jobs.record import JobRecord
+from protoserve_models.messages import struct_to_row
 from protoserve_runtime.errors import InvalidArgument
 from protoserve_runtime.grpc_errors import translate_errors, translate_stream_errors
 from protoserve_runtime.server import ServiceBinding
@@ -86,7 +87,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         page = await self._core.results(record, _page_number(request.results_page_token, "results_page_token"))
         if page.result is not None:
             response.first_row = page.first_row
-            response.predictions.extend(predictions_to_proto(page.result))
+            response.predictions.extend(result_to_proto(page.result))
         if page.next_page is not None:
             response.next_results_page_token = str(page.next_page)
         return response

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inference_svc.card import CardError, ModelCard
 from inference_svc.core import InferenceCore
-from inference_svc.lifecycle import serving_state as st
-from inference_svc.lifecycle.follower import ServingFollower
-from inference_svc.repository import VersionState, check_model_name, check_version
+from protoserve_models import serving_state as st
+from protoserve_models.card import CardError, ModelCard
+from protoserve_models.follower import ServingFollower
+from protoserve_models.repository import VersionState, check_model_name, check_version
 from protoserve_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 NEEDS_REDIS = (

@@ -11,9 +11,9 @@ from protoserve.models.v1 import model_service_pb2 as pb
 from protoserve.models.v1 import model_service_pb2_grpc as pb_grpc
 
 from inference_svc.lifecycle.core import LifecycleCore, ModelVersions, VersionInfo
-from inference_svc.lifecycle.serving_state import Policy
 from inference_svc.training import grpc_api as training_api
 from inference_svc.training.core import TrainingCore
+from protoserve_models.serving_state import Policy
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
 
@@ -59,9 +59,9 @@ def versions_to_proto(listing: ModelVersions) -> pb.ListVersionsResponse:
 
 
 class ModelServicer(pb_grpc.ModelServiceServicer):
-    def __init__(self, core: LifecycleCore) -> None:
+    def __init__(self, core: LifecycleCore, training: TrainingCore | None) -> None:
         self._core = core
-        self.training: TrainingCore | None = None  # set by the composition root when Redis is configured
+        self.training = training  # None without Redis: TrainModel answers UNAVAILABLE
 
     @translate_errors
     async def TrainModel(self, request: pb.TrainModelRequest, context: grpc.aio.ServicerContext) -> pb.TrainModelResponse:
@@ -112,6 +112,5 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         return pb.SetVersionPolicyResponse(policy=policy_to_proto(policy_now), versions=versions)
 
 
-def binding(core: LifecycleCore, servicer: ModelServicer | None = None) -> ServiceBinding:
-    servicer = servicer or ModelServicer(core)
+def binding(servicer: ModelServicer) -> ServiceBinding:
     return ServiceBinding(SERVICE_NAME, lambda server: pb_grpc.add_ModelServiceServicer_to_server(servicer, server))

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inference_svc.builtin.recipes import RECIPE_SPECS
 from inference_svc.jobs.core import JobCore, check_idempotency_key
-from inference_svc.jobs.record import JobRecord, JobState
-from inference_svc.training import data as datasets
-from inference_svc.training.engine import Engine
-from inference_svc.training.feedback import count_examples
-from inference_svc.training.record import Mode, TrainingSpec, initial_run, timestamp
+from protoserve_models.builtin.recipes import RECIPE_SPECS
+from protoserve_models.jobs.record import JobRecord, JobState
+from protoserve_models.training import data as datasets
+from protoserve_models.training.engine import Engine
+from protoserve_models.training.feedback import count_examples
+from protoserve_models.training.record import Mode, TrainingSpec, initial_run, timestamp
 from protoserve_runtime.errors import InvalidArgument, NotFound
 
 KIND = "train"

@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from protoserve.models.v1 import model_service_pb2 as pb
 
 from inference_svc.training.core import TrainingCore, TrainRequest
-from inference_svc.training.record import Mode
+from protoserve_models.training.record import Mode
 from protoserve_runtime.errors import Unavailable
 
 _MODES: dict[int, Mode] = {

@@ -10,25 +10,21 @@ from typing import Any
 
 import yaml
 
-from protoserve_runtime.cli import parser
+from protoserve_cli.main import parser
 from protoserve_runtime.settings import describe
 from tests.harness import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 
-# The settings classes each deployed process reads (a container runs one of them).
-COMMON = ["protoserve_runtime.auth:AuthSettings", "protoserve_runtime.tls:TlsSettings"]
+# The settings each deployed process reads (a container runs one of them): its own class, whose
+# groups hold what it shares with the others, and TLS, which the runtime reads where it listens.
+TLS = "protoserve_runtime.tls:TlsSettings"
 SERVICE_SETTINGS: dict[str, list[str]] = {
-    "inference": ["inference_svc.settings:InferenceSettings", "inference_svc.events:EventSettings",
-                  "inference_svc.redis_client:RedisSettings", "inference_svc.jobs.settings:JobSettings",
-                  "inference_svc.training.settings:TrainingSettings", *COMMON],
-    "explain": ["inference_svc.settings:InferenceSettings", "inference_svc.explain.settings:ExplainSettings",
-                "inference_svc.redis_client:RedisSettings", *COMMON],  # the serving state it follows
-    "monitoring": ["monitoring_svc.settings:MonitoringSettings", *COMMON],
-    # Job workers serve no port: no auth, no TLS.
-    "worker": ["inference_svc.settings:InferenceSettings", "inference_svc.redis_client:RedisSettings",
-               "inference_svc.jobs.settings:JobSettings", "inference_svc.training.settings:TrainingSettings"],
-    "gateway": ["gateway.settings:GatewaySettings", *COMMON],
+    "inference": ["inference_svc.settings:InferenceSettings", TLS],
+    "explain": ["explain_svc.settings:ExplainSettings", TLS],
+    "monitoring": ["monitoring_svc.settings:MonitoringSettings", TLS],
+    "worker": ["worker_svc.settings:WorkerSettings"],  # job workers serve no port: no auth, no TLS
+    "gateway": ["gateway.settings:GatewaySettings", TLS],
 }
 
 

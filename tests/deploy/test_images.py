@@ -10,7 +10,7 @@ import tomllib
 import pytest
 from packaging.requirements import Requirement
 
-from protoserve_runtime.services import by_name
+from protoserve_runtime.services import DEPLOYABLES
 from tests.deploy.manifests import SERVICE_SETTINGS, check_command, port_of, service_of
 from tests.harness import REPO_ROOT
 
@@ -51,7 +51,7 @@ def test_each_service_has_a_small_final_stage(service: str) -> None:
     assert first(service, "FROM") == "runtime AS " + service
     command = json.loads(first(service, "CMD"))
     assert service_of(command) == service
-    package = "inference_svc" if service == "worker" else by_name(service).module.rpartition(".")[0]
+    package = DEPLOYABLES[service].rpartition(".")[0]
     version = importlib.import_module(package).__version__
     assert first(service, "ARG") == f"VERSION={version}", "the image label must carry the service's own version"
     assert 'org.opencontainers.image.version="${VERSION}"' in first(service, "LABEL")

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from protoserve_runtime.cli import parser
+from protoserve_cli.main import parser
 from protoserve_runtime.services import METRICS_PORT_STRIDE, parse_replicas, replica_addresses, shift_port
 from tests.conftest import start_inference
 from tests.gateway.conftest import start_gateway

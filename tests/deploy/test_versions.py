@@ -12,7 +12,6 @@ import grpc
 import pytest
 
 import inference_svc
-from inference_svc import explain
 from protoserve_runtime import server_info
 from protoserve_runtime.codegen import generate
 from tests.harness import REPO_ROOT
@@ -42,7 +41,6 @@ def test_each_service_reports_its_own_version(inference_address: str) -> None:
         info = server_info.fetch(channel)
     assert (info.service, info.version) == ("inference", inference_svc.__version__)
     assert "inference.GRPCInferenceService" in info.grpc_services
-    assert server_info.service_version("explain") == explain.__version__
 
 
 def previous_commit() -> str:

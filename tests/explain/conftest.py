@@ -18,7 +18,7 @@ def start_explain(model_repository: Path, log_dir: Path, **settings: str) -> Ser
         "PROTOSERVE_EXPLAIN_METRICS_ADDRESS": "127.0.0.1:0",  # a free port: tests run side by side
         **settings,
     }
-    service = ServiceProcess("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", env, log_dir / "explain.log")
+    service = ServiceProcess("explain_svc.main", "PROTOSERVE_EXPLAIN_ADDRESS", env, log_dir / "explain.log")
     service.start()
     return service
 

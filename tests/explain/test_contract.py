@@ -11,7 +11,7 @@ from pathlib import Path
 from google.api import annotations_pb2
 from protoserve.explain.v1 import explain_service_pb2 as pb
 
-from inference_svc.explain.settings import ExplainSettings
+from explain_svc.settings import ExplainSettings
 from protoserve_runtime.services import by_name
 from protoserve_runtime.settings import describe
 from tests.harness import REPO_ROOT
@@ -26,7 +26,7 @@ def test_explain_has_its_rest_route() -> None:
 
 
 def test_protoserve_up_starts_it() -> None:
-    assert by_name("explain").module == "inference_svc.explain.main"
+    assert by_name("explain").module == "explain_svc.main"
 
 
 def test_docs_grpcurl_examples_work_as_pasted(explain_address: str) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from protoserve.explain.v1 import explain_service_pb2 as pb
 
-from inference_svc.explain.methods import build_method
-from inference_svc.explain.settings import ExplainSettings
-from inference_svc.model import LoadedModel
-from inference_svc.repository import ModelRepository
+from explain_svc.methods import build_method
+from explain_svc.settings import ExplainSettings
+from protoserve_models.model import LoadedModel
+from protoserve_models.repository import ModelRepository
 from tests.explain.calls import additivity_gap, attribution, explain_request
 
 EXACT = 1e-6

@@ -14,11 +14,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from inference_svc.card import Feature, ModelCard
-from inference_svc.explain.gp import gp_mean
-from inference_svc.explain.methods import build_method
-from inference_svc.explain.settings import ExplainSettings
-from inference_svc.model import LoadedModel
+from explain_svc.gp import gp_mean
+from explain_svc.methods import build_method
+from explain_svc.settings import ExplainSettings
+from protoserve_models.card import Feature, ModelCard
+from protoserve_models.model import LoadedModel
 from protoserve_runtime.errors import FailedPrecondition
 
 NAMES = ("a", "b", "c")

@@ -117,7 +117,7 @@ def test_scope_table() -> None:
 
 def test_keys_cli_stores_only_hashes(tmp_path: Path) -> None:
     def protoserve(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "protoserve_runtime.cli", "keys", "--data-dir", str(tmp_path), *args],
+        return subprocess.run([sys.executable, "-m", "protoserve_cli.main", "keys", "--data-dir", str(tmp_path), *args],
                               capture_output=True, text=True, timeout=60)
 
     created = protoserve("create", "ci", "--scopes", "predict,monitor")

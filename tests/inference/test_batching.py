@@ -13,8 +13,8 @@ import tritonclient.grpc.aio as triton_aio
 from tritonclient.grpc import InferInput
 
 from inference_svc.batching import BatchSettings, ModelBatcher
-from inference_svc.model import LoadedModel, PredictionBatch
-from inference_svc.repository import PROJECT_TRUSTED_TYPES, load_model_file
+from protoserve_models.model import LoadedModel, PredictionBatch
+from protoserve_models.repository import PROJECT_TRUSTED_TYPES, load_model_file
 from protoserve_runtime.errors import DeadlineExceeded, ResourceExhausted
 from protoserve_runtime.grpc_errors import status_code_for
 

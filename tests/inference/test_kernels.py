@@ -7,9 +7,9 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.neighbors import KNeighborsClassifier
 
-from inference_svc.builtin.recipes import build_iris_knn, load_config
-from inference_svc.kernels import SMALL_BLOCK_ROWS, KNeighborsKernel, proba_kernel
-from inference_svc.model import LoadedModel
+from protoserve_models.builtin.recipes import build_iris_knn, load_config
+from protoserve_models.kernels import SMALL_BLOCK_ROWS, KNeighborsKernel, proba_kernel
+from protoserve_models.model import LoadedModel
 
 RNG_SEED = 7
 

@@ -13,7 +13,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 from protoserve.jobs.v1 import job_service_pb2 as jobs_pb
 from protoserve.jobs.v1 import job_service_pb2_grpc as jobs_grpc
 
-from inference_svc.card import CARD_FILE, MODEL_FILE
+from protoserve_models.card import CARD_FILE, MODEL_FILE
 from protoserve_runtime.redis_server import free_port
 from tests.inference.rows import predict_request
 from tests.jobs.harness import redis_env, start_service

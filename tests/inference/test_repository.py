@@ -10,8 +10,8 @@ import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from inference_svc.card import CARD_FILE, MODEL_FILE, ModelCard
-from inference_svc.repository import ModelRepository, VersionState
+from protoserve_models.card import CARD_FILE, MODEL_FILE, ModelCard
+from protoserve_models.repository import ModelRepository, VersionState
 from protoserve_runtime.errors import InvalidArgument, NotFound
 
 
@@ -73,7 +73,7 @@ def test_card_round_trips(model_repository: Path) -> None:
 
 
 def test_builds_are_deterministic(tmp_path: Path, model_repository: Path) -> None:
-    from inference_svc.builtin.build import build_models
+    from protoserve_models.builtin.build import build_models
 
     build_models(tmp_path, ["iris-knn", "risk"])
     for name in ("iris-knn", "risk"):

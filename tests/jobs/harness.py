@@ -19,7 +19,7 @@ from google.protobuf import struct_pb2
 from protoserve.jobs.v1 import job_service_pb2 as pb
 from protoserve.jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-from inference_svc.card import ModelCard
+from protoserve_models.card import ModelCard
 from tests.harness import REPO_ROOT, ServiceProcess
 
 FINAL = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}

@@ -18,7 +18,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 from protoserve.jobs.v1 import job_service_pb2 as pb
 from protoserve.jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-from inference_svc.jobs.record import JobKeys
+from protoserve_models.jobs.record import JobKeys
 from protoserve_runtime.redis_server import EmbeddedRedis, free_port
 from tests.harness import ServiceProcess
 from tests.jobs.harness import (

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from inference_svc.jobs.settings import JobSettings
-from inference_svc.redis_client import RedisSettings
+from protoserve_models.jobs.settings import JobSettings
+from protoserve_runtime.redis_settings import RedisSettings
 from protoserve_runtime.settings import SettingsError, describe, from_env
 
 

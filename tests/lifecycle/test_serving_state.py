@@ -7,7 +7,7 @@ import uuid
 
 import redis
 
-from inference_svc.lifecycle import serving_state as st
+from protoserve_models import serving_state as st
 from protoserve_runtime.redis_clients import async_client, sync_client
 
 

@@ -17,7 +17,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 from protoserve.monitoring.v1 import monitoring_service_pb2 as pb
 from protoserve.monitoring.v1 import monitoring_service_pb2_grpc
 
-from inference_svc.card import ModelCard
+from protoserve_models.card import ModelCard
 from protoserve_runtime.redis_server import free_port
 from tests.conftest import start_inference
 from tests.harness import ServiceProcess

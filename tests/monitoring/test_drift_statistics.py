@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from inference_svc.card import Feature, ModelCard
 from monitoring_svc import drift
 from monitoring_svc.profiles import bin_index, build_profile
+from protoserve_models.card import Feature, ModelCard
 
 THRESHOLDS = drift.Thresholds(psi=0.2, p_value=0.01, oov_increase=0.2)
 

@@ -131,7 +131,7 @@ class System:
         for i in range(replicas):
             self._add(f"inference-{i}", Restartable("inference_svc.main", "PROTOSERVE_INFERENCE_ADDRESS", env,
                                                     self.root / f"inference-{i}.log"))
-        self._add("explain", Restartable("inference_svc.explain.main", "PROTOSERVE_EXPLAIN_ADDRESS", env,
+        self._add("explain", Restartable("explain_svc.main", "PROTOSERVE_EXPLAIN_ADDRESS", env,
                                          self.root / "explain.log"))
         gateway_env = {**env, "PROTOSERVE_EXPLAIN_ADDRESS": self.address("explain"),
                        "PROTOSERVE_INFERENCE_REPLICAS": ",".join(self.address(f"inference-{i}") for i in range(replicas)),

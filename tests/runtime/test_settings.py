@@ -17,10 +17,10 @@ def test_defaults_and_environment() -> None:
         "PROTOSERVE_TRUSTED_TYPES": "a.B, c.D",
         "UNRELATED": "x",
     })
-    assert settings.max_rows == 20
-    assert settings.model_repository == Path("/srv/models")
-    assert settings.trusted_types == ("a.B", "c.D")
-    assert settings.inference_address == "127.0.0.1:50051"
+    assert settings.models.max_rows == 20
+    assert settings.models.model_repository == Path("/srv/models")
+    assert settings.models.trusted_types == ("a.B", "c.D")
+    assert settings.addresses.inference_address == "127.0.0.1:50051"
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,33 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     for variable, _default, help_text in describe(InferenceSettings):
         assert f"`{variable}`" in readme, f"{variable} is missing from the README"
         assert help_text
+
+
+def test_each_setting_is_declared_once() -> None:
+    """A variable two services read is declared in one group that both hold, never twice."""
+    import dataclasses
+    import importlib
+    import typing
+
+    from tests.deploy.manifests import SERVICE_SETTINGS
+
+    declared: dict[str, str] = {}
+    seen: set[type] = set()
+
+    def walk(cls: type) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[field.name]):
+                walk(hints[field.name])
+                continue
+            owner = declared.setdefault(field.name, cls.__qualname__)
+            assert owner == cls.__qualname__, f"{field.name} is declared in both {owner} and {cls.__qualname__}"
+
+    for paths in SERVICE_SETTINGS.values():
+        for path in paths:
+            module, _, name = path.partition(":")
+            walk(getattr(importlib.import_module(module), name))
+    assert {"model_repository", "redis_url", "max_message_bytes", "inference_address"} <= declared.keys()

@@ -21,7 +21,7 @@ from protoserve.models.v1 import model_service_pb2 as pb
 from protoserve.monitoring.v1 import monitoring_service_pb2 as monitoring_pb
 from protoserve.monitoring.v1 import monitoring_service_pb2_grpc
 
-from inference_svc.card import ModelCard
+from protoserve_models.card import ModelCard
 from tests.inference.rows import predict_request
 from tests.monitoring.system import wait_until
 from tests.training.system import TrainingSystem, system_fixture, train_request, wait_run

@@ -15,7 +15,7 @@ import pytest
 from protoserve.models.v1 import model_service_pb2 as pb
 from sklearn.datasets import load_iris
 
-from inference_svc.card import ModelCard
+from protoserve_models.card import ModelCard
 from tests.inference.rows import predict_request
 from tests.monitoring.system import wait_until
 from tests.training.system import TrainingSystem, system_fixture, train_request, wait_run

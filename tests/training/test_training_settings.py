@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_svc.training.settings import TrainingSettings
+from protoserve_models.training.settings import TrainingSettings
 from protoserve_runtime.settings import SettingsError, describe, from_env
 
 
