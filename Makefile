@@ -6,6 +6,8 @@ INSTALLED := $(VENV)/.installed
 GENERATED := gen/.generated
 NODE_DEPS := tests/node/node_modules/.installed
 PROTOS := $(shell find protos -name '*.proto')
+# The hand-written packages: the runtime, the model package, one per deployable, the CLI.
+PACKAGES := protoserve_runtime protoserve_models inference_svc explain_svc worker_svc monitoring_svc gateway protoserve_cli
 
 .PHONY: up test setup gen lint typecheck clean chromium images
 
@@ -47,10 +49,12 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --silent
 	touch $@
 
+# The import contracts (pyproject.toml [tool.importlinter]) keep the packages layered and the services apart.
 lint: setup
 	$(BIN)/buf lint
 	$(BIN)/ruff check .
-	$(BIN)/mypy protoserve_runtime inference_svc monitoring_svc gateway
+	$(BIN)/lint-imports
+	$(BIN)/mypy $(PACKAGES)
 
 # One image per service from the multi-stage Dockerfile (needs a Docker engine; not used by the tests).
 images:

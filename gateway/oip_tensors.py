@@ -7,7 +7,6 @@ Inputs always travel to the service as ``raw_input_contents`` (little-endian byt
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,17 +14,8 @@ import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
 from gateway.errors import HttpError
+from protoserve_runtime.oip_codec import CONTENTS_FIELDS, LENGTH_PREFIX, NUMPY_DTYPES, pack_bytes
 
-DTYPES: dict[str, str] = {
-    "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
-}
-_CONTENTS: dict[str, str] = {
-    "BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
-    "UINT64": "uint64_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-    "INT64": "int64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
-}
 # HTTP-only parameters of the binary-data extension: they steer this codec and are not forwarded.
 _HTTP_ONLY = {"binary_data_size", "binary_data", "binary_data_output"}
 _REQUEST_KEYS = {"id", "parameters", "inputs", "outputs"}
@@ -80,13 +70,9 @@ def _flatten(data: Any) -> list[Any]:
 
 
 def _encode_bytes(items: list[Any], where: str) -> bytes:
-    parts = []
-    for item in items:
-        if not isinstance(item, str):
-            raise _bad(f"{where} of a BYTES tensor must hold strings")
-        raw = item.encode("utf-8")
-        parts.append(struct.pack("<I", len(raw)) + raw)
-    return b"".join(parts)
+    if not all(isinstance(item, str) for item in items):
+        raise _bad(f"{where} of a BYTES tensor must hold strings")
+    return pack_bytes(item.encode("utf-8") for item in items)
 
 
 def _encode(datatype: str, data: Any, count: int, where: str) -> bytes:
@@ -101,7 +87,7 @@ def _encode(datatype: str, data: Any, count: int, where: str) -> bytes:
         raise _bad(f"{where} of a BOOL tensor must hold true or false")
     try:
         with np.errstate(over="raise", invalid="raise"):
-            array = np.asarray(items, dtype=DTYPES[datatype])
+            array = np.asarray(items, dtype=NUMPY_DTYPES[datatype])
         if datatype.startswith(("INT", "UINT")) and any(isinstance(v, float) and not float(v).is_integer() for v in items):
             raise ValueError("not a whole number")
     except (ValueError, OverflowError, FloatingPointError) as exc:
@@ -133,7 +119,7 @@ def build_infer_request(
         datatype, shape = tensor.get("datatype"), tensor.get("shape")
         if not isinstance(tensor.get("name"), str) or not tensor["name"]:
             raise _bad(f"{where}.name must be a non-empty string")
-        if datatype not in _CONTENTS and datatype != "FP16":
+        if datatype not in NUMPY_DTYPES:
             raise _bad(f"{where}.datatype {datatype!r} is not an Open Inference Protocol datatype")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
             raise _bad(f"{where}.shape must be a list of non-negative whole numbers")
@@ -169,18 +155,18 @@ def _decode_raw(datatype: str, raw: bytes) -> list[Any]:
     if datatype == "BYTES":
         items, pos = [], 0
         while pos + 4 <= len(raw):
-            (n,) = struct.unpack_from("<I", raw, pos)
+            (n,) = LENGTH_PREFIX.unpack_from(raw, pos)
             items.append(raw[pos + 4:pos + 4 + n].decode("utf-8", errors="replace"))
             pos += 4 + n
         return items
-    return np.frombuffer(raw, dtype=DTYPES[datatype]).tolist()
+    return np.frombuffer(raw, dtype=NUMPY_DTYPES[datatype]).tolist()
 
 
 def _raw_of_contents(datatype: str, contents: v2.InferTensorContents) -> bytes:
-    values = list(getattr(contents, _CONTENTS[datatype]))
+    values = list(getattr(contents, CONTENTS_FIELDS[datatype]))
     if datatype == "BYTES":
-        return b"".join(struct.pack("<I", len(v)) + v for v in values)
-    return np.asarray(values, dtype=DTYPES[datatype]).tobytes()
+        return pack_bytes(values)
+    return np.asarray(values, dtype=NUMPY_DTYPES[datatype]).tobytes()
 
 
 def infer_response(response: v2.ModelInferResponse, binary_outputs: set[str], all_binary: bool) -> tuple[dict[str, Any], bytes]:

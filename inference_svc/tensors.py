@@ -8,7 +8,6 @@ with ``np.frombuffer`` (no copy). Every problem is an InvalidArgument naming the
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
 
 import numpy as np
@@ -16,48 +15,9 @@ from inference import grpc_predict_v2_pb2 as v2
 
 from inference_svc.tensor_inputs import NamedTensor, tensor_error
 from protoserve_runtime.errors import InvalidArgument
+from protoserve_runtime.oip_codec import CONTENTS_FIELDS, INTEGER_RANGES, LENGTH_PREFIX, NUMPY_DTYPES, encode_raw
 
 InputTensor = v2.ModelInferRequest.InferInputTensor
-
-# Wire datatype -> numpy dtype (explicitly little-endian, as the protocol says for raw bytes).
-NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
-}
-
-# The typed ``contents`` field that carries each datatype (FP16 travels raw only).
-CONTENTS_FIELDS = {
-    "BOOL": "bool_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
-
-_LENGTH = struct.Struct("<I")
-
-
-# The range of each integer datatype, for typed contents (carried in wider protobuf fields).
-_INTEGER_RANGES = {name: np.iinfo(dtype) for name, dtype in NUMPY_DTYPES.items() if dtype.kind in "iu"}
-
 
 def decode_inputs(request: v2.ModelInferRequest) -> tuple[list[NamedTensor], bool]:
     """All input tensors of a request as arrays shaped as it says (BYTES as object arrays of
@@ -117,7 +77,7 @@ def _split_bytes(index: int, name: str, raw: bytes, count: int) -> np.ndarray:
     for k in range(count):
         if offset + 4 > size:
             raise tensor_error(index, name, "raw_input_contents", f"ends before element {k} of {count}")
-        (length,) = _LENGTH.unpack_from(raw, offset)
+        (length,) = LENGTH_PREFIX.unpack_from(raw, offset)
         offset += 4
         if offset + length > size:
             raise tensor_error(index, name, "raw_input_contents", f"element {k} claims {length} bytes past the end")
@@ -143,7 +103,7 @@ def _decode_contents(index: int, name: str, datatype: str, dtype: np.dtype[Any],
         out = np.empty(count, dtype=object)
         out[:] = list(values)
         return out
-    limits = _INTEGER_RANGES.get(datatype)
+    limits = INTEGER_RANGES.get(datatype)
     if limits is None:  # floats and booleans: every value fits
         return np.fromiter(values, dtype=dtype, count=count)
     wide = np.fromiter(values, dtype=np.uint64 if datatype == "UINT64" else np.int64, count=count)
@@ -159,13 +119,3 @@ def encode_output(response: Any, name: str, datatype: str, array: np.ndarray, ra
         response.raw_output_contents.append(encode_raw(datatype, array))
         return
     getattr(tensor.contents, CONTENTS_FIELDS[datatype]).extend(array.reshape(-1).tolist())
-
-
-def encode_raw(datatype: str, array: np.ndarray) -> bytes:
-    if datatype == "BYTES":
-        parts = []
-        for item in array.reshape(-1):
-            parts.append(_LENGTH.pack(len(item)))
-            parts.append(item)
-        return b"".join(parts)
-    return np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()

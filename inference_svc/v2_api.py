@@ -20,6 +20,7 @@ from inference_svc.lifecycle.core import LifecycleCore
 from inference_svc.tensor_inputs import TensorSpec, input_specs, output_datatypes, output_specs
 from inference_svc.tensors import decode_inputs, encode_output
 from protoserve_models.repository import VersionState, check_model_name, check_version
+from protoserve_models.version_states import STATE_NAMES
 from protoserve_runtime.errors import NotFound
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
@@ -29,13 +30,6 @@ SERVER_NAME = "protoserve"
 EXTENSIONS = ["model_repository"]
 PLATFORM = "sklearn"
 REPOSITORY_NAMES = ("", "models")
-# The repository extension's state names.
-_INDEX_STATES = {
-    VersionState.READY: "READY",
-    VersionState.LOADING: "LOADING",
-    VersionState.FAILED: "UNAVAILABLE",
-    VersionState.UNLOADED: "UNAVAILABLE",
-}
 
 
 def _server_version() -> str:
@@ -129,7 +123,7 @@ class V2InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
                 if request.ready and entry.state is not VersionState.READY:
                     continue
                 response.models.add(
-                    name=status.name, version=entry.version, state=_INDEX_STATES[entry.state], reason=entry.reason
+                    name=status.name, version=entry.version, state=STATE_NAMES[entry.state].repository_index, reason=entry.reason
                 )
         return response
 

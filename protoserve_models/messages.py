@@ -11,19 +11,14 @@ from protoserve.common.v1 import model_pb2, prediction_pb2
 
 from protoserve_models.card import ModelCard
 from protoserve_models.model import PredictionBatch
-from protoserve_models.repository import VersionEntry, VersionState
+from protoserve_models.repository import VersionEntry
+from protoserve_models.version_states import common_enum_name
 
 _TASKS = {
     "classification": model_pb2.TASK_CLASSIFICATION,
     "regression": model_pb2.TASK_REGRESSION,
 }
 _FEATURE_TYPES = {"double": model_pb2.FEATURE_TYPE_DOUBLE, "string": model_pb2.FEATURE_TYPE_STRING}
-_STATES = {
-    VersionState.LOADING: model_pb2.MODEL_VERSION_STATE_LOADING,
-    VersionState.READY: model_pb2.MODEL_VERSION_STATE_READY,
-    VersionState.FAILED: model_pb2.MODEL_VERSION_STATE_FAILED,
-    VersionState.UNLOADED: model_pb2.MODEL_VERSION_STATE_UNLOADED,
-}
 
 
 def _value_to_python(value: struct_pb2.Value) -> Any:
@@ -72,7 +67,9 @@ def card_to_proto(card: ModelCard) -> model_pb2.ModelCard:
 
 def versions_to_proto(entries: Iterable[VersionEntry]) -> list[model_pb2.ModelVersionStatus]:
     return [
-        model_pb2.ModelVersionStatus(version=e.version, state=_STATES[e.state], reason=e.reason)  # type: ignore[arg-type]
+        model_pb2.ModelVersionStatus(
+            version=e.version, state=model_pb2.ModelVersionState.Value(common_enum_name(e.state)), reason=e.reason  # type: ignore[arg-type]
+        )
         for e in entries
     ]
 

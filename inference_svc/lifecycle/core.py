@@ -21,19 +21,13 @@ from protoserve_models import serving_state as st
 from protoserve_models.card import CardError, ModelCard
 from protoserve_models.follower import ServingFollower
 from protoserve_models.repository import VersionState, check_model_name, check_version
+from protoserve_models.version_states import NOT_LOADED, STATE_NAMES
 from protoserve_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 NEEDS_REDIS = (
     "the model lifecycle needs the Redis every replica shares: set PROTOSERVE_REDIS_URL (or REDIS_URL) "
     "on the inference service"
 )
-# How this worker's table entries show in ListVersions.
-_STATES = {
-    VersionState.READY: "ready",
-    VersionState.LOADING: "loading",
-    VersionState.FAILED: "failed",
-    VersionState.UNLOADED: "available",
-}
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,7 @@ class LifecycleCore:
             run = (card.training.get("run") if card is not None else None) or None
             versions.append(VersionInfo(
                 version=version,
-                state=_STATES[entry.state] if entry is not None else "available",
+                state=(STATE_NAMES[entry.state] if entry is not None else NOT_LOADED).lifecycle,
                 is_default=version == default,
                 traffic_share=shares.get(version, 0.0),
                 shadow=version == state.shadow,

@@ -14,23 +14,15 @@ from inference_svc.lifecycle.core import LifecycleCore, ModelVersions, VersionIn
 from inference_svc.training import grpc_api as training_api
 from inference_svc.training.core import TrainingCore
 from protoserve_models.serving_state import Policy
+from protoserve_models.version_states import lifecycle_enum_name
 from protoserve_runtime.grpc_errors import translate_errors
 from protoserve_runtime.server import ServiceBinding
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelService"].full_name
 
-_STATES = {
-    "available": pb.VERSION_STATE_AVAILABLE,
-    "loading": pb.VERSION_STATE_LOADING,
-    "ready": pb.VERSION_STATE_READY,
-    "unloading": pb.VERSION_STATE_UNLOADING,
-    "failed": pb.VERSION_STATE_FAILED,
-}
-
-
 def version_to_proto(info: VersionInfo) -> pb.ModelVersion:
     message = pb.ModelVersion(
-        version=info.version, state=_STATES[info.state], is_default=info.is_default,
+        version=info.version, state=pb.VersionState.Value(lifecycle_enum_name(info.state)), is_default=info.is_default,
         traffic_share=info.traffic_share, shadow=info.shadow, metrics=info.metrics, error=info.error,
     )
     if info.training_run:
