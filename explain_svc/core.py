@@ -140,6 +140,12 @@ class ExplainCore:
                 except ProtoserveError as exc:
                     log.warning("model cannot be explained", extra={"model": name, "version": entry.version,
                                                                      "reason": exc.message})
+                except Exception as exc:  # a user's model may fail in any way: only its explanations fail
+                    reason = FailedPrecondition(f"model {name} version {entry.version} cannot be explained: {exc}")
+                    with self._lock:
+                        self._methods[(name, entry.version)] = reason
+                    log.error("model cannot be explained", extra={"model": name, "version": entry.version,
+                                                                   "reason": str(exc)})
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

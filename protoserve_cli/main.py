@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,32 @@ def _data_dir(arg: str | None) -> Path:
     return Path(arg or os.environ.get("PROTOSERVE_DATA_DIR") or DEFAULT_DATA_DIR).absolute()
 
 
-def wait_ready(spec: ServiceSpec, timeout: float, address: str = "") -> None:
+def wait_ready(spec: ServiceSpec, timeout: float, address: str = "", abort: Callable[[], str] | None = None) -> None:
+    """Wait until the service answers ready; abort() returning a reason ends the wait (StartAborted)."""
     from protoserve_runtime import health
 
     if spec.protocol == "grpc":
-        health.wait_serving(address or spec.address, timeout=timeout)
+        health.wait_serving(address or spec.address, timeout=timeout, abort=abort)
     else:
-        health.wait_http_ok(f"http://{address or spec.address}/healthz", timeout=timeout)
+        health.wait_http_ok(f"http://{address or spec.address}/healthz", timeout=timeout, abort=abort)
+
+
+def _start_abort(child: Any, stop: Any) -> Callable[[], str]:
+    """Why waiting for child to be ready should end: it exited, or Ctrl-C / SIGTERM arrived."""
+
+    def reason() -> str:
+        if stop.requested:
+            return "stop requested"
+        code = child.process.poll() if child.process is not None else None
+        return "" if code is None else f"{child.name} exited with code {code} before it was ready"
+
+    return reason
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from inference_svc.settings import InferenceSettings
     from protoserve_models.builtin.build import build_models
+    from protoserve_runtime.health import StartAborted
     from protoserve_runtime.redis_server import EmbeddedRedis
     from protoserve_runtime.settings import from_env
     from protoserve_runtime.supervisor import Supervisor
@@ -76,8 +91,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 if index and spec.name == "inference" and inference_settings.inference_metrics_address:
                     own["PROTOSERVE_INFERENCE_METRICS_ADDRESS"] = shift_port(
                         inference_settings.inference_metrics_address, index * METRICS_PORT_STRIDE)
-                supervisor.start(name, [sys.executable, "-m", spec.module], {**env, **own})
-                wait_ready(spec, 120, address)
+                child = supervisor.start(name, [sys.executable, "-m", spec.module], {**env, **own})
+                wait_ready(spec, 120, address, _start_abort(child, stop))
             if len(addresses) > 1:  # the gateway balances over them
                 env[REPLICA_SETTINGS[spec.name]] = ",".join(addresses)
         for index in range(args.job_workers):  # job workers have no port: they read the Redis Stream
@@ -102,6 +117,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     except TimeoutError as exc:
         print(f"a service did not become ready: {exc}", file=sys.stderr)
+        return 1
+    except StartAborted as exc:
+        if stop.requested:
+            return 0
+        print(f"protoserve up: {exc} (its log is above); stopping", file=sys.stderr)
         return 1
     finally:
         print("stopping protoserve ...", file=sys.stderr)

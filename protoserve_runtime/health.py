@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,18 +24,32 @@ def check(address: str, service: str = "", timeout: float = 2.0) -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
-def wait_serving(address: str, timeout: float = 60.0, service: str = "") -> None:
+class StartAborted(Exception):
+    """Waiting for a service ended before it was ready: the reason says why (it exited, or a stop was asked)."""
+
+
+Abort = Callable[[], str]  # a reason to stop waiting, or "" to go on
+
+
+def _check_abort(abort: Abort | None) -> None:
+    reason = abort() if abort is not None else ""
+    if reason:
+        raise StartAborted(reason)
+
+
+def wait_serving(address: str, timeout: float = 60.0, service: str = "", abort: Abort | None = None) -> None:
     deadline = time.monotonic() + timeout
     status = "UNREACHABLE"
     while time.monotonic() < deadline:
-        status = check(address, service)
+        _check_abort(abort)
+        status = check(address, service, timeout=1.0)
         if status == "SERVING":
             return
         time.sleep(0.1)
     raise TimeoutError(f"{address} is {status} after {timeout:.0f}s")
 
 
-def wait_http_ok(url: str, timeout: float = 60.0) -> None:
+def wait_http_ok(url: str, timeout: float = 60.0, abort: Abort | None = None) -> None:
     """Wait until GET url answers 200 (for HTTP services such as the gateway)."""
     import urllib.error
     import urllib.request
@@ -42,8 +57,9 @@ def wait_http_ok(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last = "unreachable"
     while time.monotonic() < deadline:
+        _check_abort(abort)
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
                 last = str(response.status)

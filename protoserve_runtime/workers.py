@@ -6,7 +6,8 @@ worker in shared memory, set when that worker has loaded its models and cleared 
 dies. Every worker reports health SERVING only while every byte is set, so whichever worker a
 health check lands on, SERVING means all of them are ready. Without Redis the workers share the
 serving state through a file the supervisor gives them. The parent restarts a worker that dies
-after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT.
+after it was ready, stops all (exit 1) when one fails to start, and forwards SIGTERM/SIGINT; the
+workers die with it (SIGTERM from the kernel) even when it is killed with -9.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from protoserve_runtime.settings import SettingsError
+from protoserve_runtime.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,12 @@ def run_workers(
     raise SystemExit(supervise(group, workers, target, args))
 
 
+def _worker_process(worker: Worker, parent_pid: int, *args: Any) -> None:
+    """A worker process's entry: it stops with its supervisor, then runs the service's worker."""
+    die_with_parent(parent_pid)
+    worker(*args)
+
+
 def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any, ...]) -> int:
     """Start the workers, restart any that dies, stop them all on SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")  # no fork: gRPC and threads do not survive it
@@ -137,7 +145,10 @@ def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any,
     stop = StopSignals()
 
     def start(index: int) -> None:
-        process = context.Process(target=worker, args=(*args, board, index, state_file), name=f"{group.name}-worker-{index}")
+        process = context.Process(
+            target=_worker_process, args=(worker, os.getpid(), *args, board, index, state_file),
+            name=f"{group.name}-worker-{index}",
+        )
         process.start()
         processes[index] = process
 
