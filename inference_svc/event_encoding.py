@@ -9,7 +9,9 @@ against the generated code), framed as elements of PredictionEventBatch.events.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from protoserve.monitoring.v1 import prediction_event_pb2 as event_pb
@@ -23,6 +25,14 @@ _TEXT_INPUT = 0x42  # 8
 _LABEL = 0x4A  # 9
 _VALUE = 0x51  # 10
 _ERROR_CODE = 0x5A  # 11
+_INPUT = 0x62  # 12, one FeatureValue per card input
+_NUMBER_VALUE = 0x09  # FeatureValue.number_value = 1 (64-bit)
+_STRING_VALUE = 0x12  # FeatureValue.string_value = 2
+_BOOL_VALUE = 0x18  # FeatureValue.bool_value = 3 (varint)
+_MISSING = bytes((_INPUT, 0))  # a FeatureValue with nothing set
+
+
+_DOUBLE = struct.Struct("<d")
 
 
 def _varint(n: int) -> bytes:
@@ -51,22 +61,44 @@ def encode_failure(model: str, version: str, time: float, latency_seconds: float
     return _frame(_head(model, version, time, latency_seconds) + _field(_ERROR_CODE, error_code.encode()))
 
 
+def _feature_value(value: Any) -> bytes:
+    """One input value as a framed FeatureValue (missing values -- None, NaN, pandas NA -- as an empty one)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bytes((_INPUT, 2, _BOOL_VALUE, 1 if value else 0))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        if value != value:  # NaN
+            return _MISSING
+        return bytes((_INPUT, 9, _NUMBER_VALUE)) + _DOUBLE.pack(float(value))
+    if isinstance(value, str):
+        return _field(_INPUT, _field(_STRING_VALUE, value.encode()))
+    return _MISSING
+
+
+def frame_rows(frame: Any) -> list[bytes]:
+    """The inputs of each row of a DataFrame, column by column (one FeatureValue per card input)."""
+    columns = [frame[name].tolist() for name in frame.columns]
+    return [b"".join(_feature_value(v) for v in row) for row in zip(*columns)] if columns else []
+
+
 def encode_predictions(
     model: str,
     version: str,
     time: float,
     latency_seconds: float,
     ids: Sequence[str],
-    inputs: np.ndarray,
+    inputs: Any,
     labels: Sequence[str] | None,
     label_indices: np.ndarray | None,
     values: np.ndarray | None,
 ) -> list[bytes]:
-    """One framed event per row: inputs are a float matrix (rows x features) or a 1-D array of texts;
+    """One framed event per row: inputs are a float matrix (rows x features), a 1-D array of texts or
+    a DataFrame (a model fitted on named columns);
     a classifier gives labels and label_indices, a regressor values."""
     head = _head(model, version, time, latency_seconds)
     n = len(ids)
-    if inputs.ndim == 2:
+    if hasattr(inputs, "columns"):  # a model fitted on named columns: a DataFrame
+        row_inputs = frame_rows(inputs)
+    elif inputs.ndim == 2:
         width = inputs.shape[1] * 8
         raw = np.ascontiguousarray(inputs, dtype="<f8").tobytes()
         prefix = bytes((_NUMERIC_INPUTS,)) + _varint(width)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from protoserve.monitoring.v1 import prediction_event_pb2 as event_pb
 
-from monitoring_svc.profiles import ModelProfile, ProfileStore, bin_index, tokens
+from monitoring_svc.profiles import ModelProfile, ProfileStore, bin_index, feature_bin_index, tokens
 
 # A redis.asyncio.Redis. Its stubs type every reply as a union of shapes, so replies are checked
 # where they are parsed instead.
@@ -92,11 +92,17 @@ class _Group:
     times: list[float] = field(default_factory=list)
     numeric: list[list[float]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    mixed: list[list[object]] = field(default_factory=list)  # rows of models fitted on named columns
     labels: list[str] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     request_latencies: list[float] = field(default_factory=list)
     errors: list[tuple[float, str]] = field(default_factory=list)
+
+
+def _feature_value(value: event_pb.FeatureValue) -> object:
+    kind = value.WhichOneof("value")
+    return None if kind is None else getattr(value, kind)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,9 @@ class BatchAggregate:
         if event.row_index == 0:
             group.request_times.append(event.time)
             group.request_latencies.append(event.latency_seconds)
-        if event.numeric_inputs:
+        if event.inputs:
+            group.mixed.append([_feature_value(v) for v in event.inputs])
+        elif event.numeric_inputs:
             group.numeric.append(list(event.numeric_inputs))
         else:
             group.texts.append(event.text_input)
@@ -198,6 +206,8 @@ class _Columns:
             matrix = np.asarray(group.numeric, dtype=np.float64)
             if matrix.ndim == 2 and matrix.shape[1] == len(profile.features):
                 feature_bins = [bin_index(f.edges, matrix[:, j]) for j, f in enumerate(profile.features)]
+        if profile is not None and group.mixed and len(group.mixed[0]) == len(profile.features):
+            feature_bins = [feature_bin_index(f, [row[j] for row in group.mixed]) for j, f in enumerate(profile.features)]
         if profile is not None and group.texts and profile.card.is_text:
             feature = profile.features[0]
             lengths = np.array([len(t) for t in group.texts], dtype=np.float64)
@@ -246,7 +256,8 @@ class _Columns:
                 floats["osum"] = float(picked.sum())
                 floats["osq"] = float(np.square(picked).sum())
             for j, bins in enumerate(self.feature_bins):
-                for b, n in enumerate(np.bincount(bins[rows]).tolist()):
+                picked_bins = bins[rows]
+                for b, n in enumerate(np.bincount(picked_bins[picked_bins >= 0]).tolist()):  # -1: a missing number
                     if n:
                         ints[f"f:{j}:{b}"] = n
             if self.text_tokens.size:

@@ -73,11 +73,29 @@ def _numeric_profile(name: str, values: list[object]) -> FeatureProfile:
     return FeatureProfile(name, "numeric", edges, counts)
 
 
+MISSING = "(missing)"  # the category of a missing value
+
+
+def category_of(value: object) -> str:
+    return MISSING if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
 def _categorical_profile(name: str, values: list[object]) -> FeatureProfile:
-    categories = tuple(sorted({str(v) for v in values}))
+    categories = tuple(sorted({category_of(v) for v in values}))
     index = {c: i for i, c in enumerate(categories)}
-    counts = np.bincount([index[str(v)] for v in values], minlength=len(categories) + 1)
+    counts = np.bincount([index[category_of(v)] for v in values], minlength=len(categories) + 1)
     return FeatureProfile(name, "categorical", np.zeros(0), counts, categories=categories)
+
+
+def feature_bin_index(profile: FeatureProfile, values: list[object]) -> np.ndarray:
+    """The bin of each live value of a tabular feature: numbers by the reference's edges (-1 for a
+    missing number, which no bin counts), categories by their index (unseen ones: "(other)")."""
+    if profile.kind == "categorical":
+        index = {c: i for i, c in enumerate(profile.categories)}
+        other = len(profile.categories)
+        return np.array([index.get(category_of(v), other) for v in values], dtype=np.int64)
+    numbers = np.array([np.nan if v is None or isinstance(v, str) else float(v) for v in values], dtype=np.float64)  # type: ignore[arg-type]
+    return np.where(np.isfinite(numbers), bin_index(profile.edges, numbers), -1)
 
 
 def _text_profile(name: str, values: list[object]) -> FeatureProfile:
@@ -109,8 +127,8 @@ def build_profile(card: ModelCard) -> ModelProfile:
     features = []
     for feature in card.inputs:
         values = list(card.reference_sample.get(feature.name, []))
-        if feature.type == "double":
-            features.append(_numeric_profile(feature.name, values))
+        if feature.type in ("double", "integer"):
+            features.append(_numeric_profile(feature.name, [np.nan if v is None else v for v in values]))
         elif card.is_text:
             features.append(_text_profile(feature.name, values))
         else:

@@ -74,11 +74,8 @@ async function pickModel(name) {
     $("model-description").textContent = `${card.description} (version ${card.version})`;
     const fields = card.inputs.map((input) => {
       const id = "input-" + input.name;
-      const control = input.type === "FEATURE_TYPE_STRING"
-        ? el("textarea", { id, name: input.name, ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
-        : el("input", { id, name: input.name, type: "number", step: "any" });
-      return el("div", { class: "field" }, el("label", { for: id }, input.name), control,
-        el("small", {}, input.description || ""));
+      return el("div", { class: "field" }, el("label", { for: id }, input.name), control(input, id),
+        el("small", {}, input.description || (input.nullable ? "may be left empty" : "")));
     });
     $("fields").replaceChildren(...fields);
     $("result").replaceChildren();
@@ -89,6 +86,69 @@ async function pickModel(name) {
       $("predict").disabled = $("explain").disabled = false;
     }
   }
+}
+
+// The control of one input, by its type: a select of the categories seen in training, a checkbox
+// for a boolean, a text box for text, a number box (whole numbers for integers) otherwise.
+function control(input, id) {
+  const attrs = { id, name: input.name, "data-type": input.type };
+  switch (input.type) {
+    case "FEATURE_TYPE_CATEGORICAL": {
+      const options = input.categories.map((c) => el("option", { value: c }, c));
+      if (input.nullable) options.unshift(el("option", { value: "" }, "(missing)"));
+      return el("select", attrs, ...options);
+    }
+    case "FEATURE_TYPE_BOOLEAN":
+      return el("input", { ...attrs, type: "checkbox" });
+    case "FEATURE_TYPE_STRING":
+      return state.card.inputs.length === 1
+        ? el("textarea", { ...attrs, ...(input.max_length ? { maxlength: String(input.max_length) } : {}) })
+        : el("input", { ...attrs, type: "text" });
+    case "FEATURE_TYPE_INTEGER":
+      return el("input", { ...attrs, type: "number", step: "1" });
+    default:
+      return el("input", { ...attrs, type: "number", step: "any" });
+  }
+}
+
+// A form value as JSON: an empty box is sent as null, and the service names every field that is wrong.
+function valueOf(input, box) {
+  if (input.type === "FEATURE_TYPE_BOOLEAN") return box.checked;
+  if (input.type === "FEATURE_TYPE_STRING" || input.type === "FEATURE_TYPE_CATEGORICAL") {
+    return box.value === "" && input.nullable ? null : box.value;
+  }
+  return box.value === "" ? null : Number(box.value);
+}
+
+function renderLabelOnly(c) {
+  const scores = c.decision_scores || [];
+  const text = scores.length ? ` (decision score${scores.length > 1 ? "s" : ""} ${scores.map((s) => s.toFixed(3)).join(", ")})` : "";
+  return [el("p", { class: "headline", id: "headline" }, c.label + text),
+    el("small", {}, "This model gives a label without probabilities.")];
+}
+
+function renderAnomaly(a) {
+  return [el("p", { class: "headline", id: "headline" }, `${a.label} (score ${a.score.toFixed(3)})`),
+    el("small", {}, "Scores below zero are outliers; the further below, the more unusual the row.")];
+}
+
+function renderCluster(c) {
+  return [el("p", { class: "headline", id: "headline" }, `cluster ${c.label}`)];
+}
+
+function renderOutputs(r) {
+  const rows = r.outputs.map((o) => el("div", { class: "output-row", "data-name": o.name },
+    el("span", { class: "attr-name" }, o.name), el("span", { class: "attr-value" }, o.value.toFixed(4))));
+  return [el("p", { class: "headline", id: "headline" }, r.outputs.map((o) => `${o.name} ${o.value.toFixed(2)}`).join(", ")), ...rows];
+}
+
+function renderPrediction(p) {
+  if (p.classification) {
+    return p.classification.probabilities.length ? renderClassification(p.classification) : renderLabelOnly(p.classification);
+  }
+  if (p.anomaly) return renderAnomaly(p.anomaly);
+  if (p.cluster) return renderCluster(p.cluster);
+  return p.regression.outputs && p.regression.outputs.length ? renderOutputs(p.regression) : renderRegression(p.regression);
 }
 
 function renderClassification(c) {
@@ -130,11 +190,7 @@ function renderRegression(r) {
 
 function formRow() {
   const row = {};
-  for (const input of state.card.inputs) {
-    const value = $("input-" + input.name).value;
-    // An empty box is sent as null: the service checks every field and names the ones that are wrong.
-    row[input.name] = input.type === "FEATURE_TYPE_STRING" ? value : value === "" ? null : Number(value);
-  }
+  for (const input of state.card.inputs) row[input.name] = valueOf(input, $("input-" + input.name));
   return row;
 }
 
@@ -175,7 +231,7 @@ async function predict(event) {
   try {
     const data = await call("POST", `/v1/models/${encodeURIComponent(state.card.name)}:predict`, { rows: [row] });
     const p = data.predictions[0];
-    const parts = p.classification ? renderClassification(p.classification) : renderRegression(p.regression);
+    const parts = renderPrediction(p);
     $("result").replaceChildren(...parts, el("small", {}, `${data.model} version ${data.version}`));
   } catch (error) {
     showError(error);
