@@ -20,12 +20,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import numpy as np
-
+from protoserve_models.inputs import ModelInputs, input_rows, stack_inputs
 from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_runtime.errors import DeadlineExceeded, ResourceExhausted
 
-Runner = Callable[[LoadedModel, np.ndarray], Awaitable[PredictionBatch]]
+Runner = Callable[[LoadedModel, ModelInputs], Awaitable[PredictionBatch]]
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,13 @@ def deadline_after(seconds: float | None) -> float | None:
 
 @dataclass
 class _Pending:
-    inputs: np.ndarray
+    inputs: ModelInputs  # a numpy array or a DataFrame (rows_to_inputs)
     deadline: float | None
     future: asyncio.Future[PredictionBatch]
 
     @property
     def rows(self) -> int:
-        return int(self.inputs.shape[0])
+        return input_rows(self.inputs)
 
 
 class ModelBatcher:
@@ -72,17 +71,17 @@ class ModelBatcher:
     def _inline(self, rows: int) -> bool:
         return self.model.fast and rows <= self._settings.inline_max_rows
 
-    async def submit(self, inputs: np.ndarray, deadline: float | None = None) -> PredictionBatch:
+    async def submit(self, inputs: ModelInputs, deadline: float | None = None) -> PredictionBatch:
         if len(self._queue) >= self._settings.max_queue_size:
             raise ResourceExhausted(
                 f"model {self.model.name!r} version {self.model.version} has {len(self._queue)} requests "
                 "queued, its limit; retry later"
             )
-        if not self._busy and self._inline(int(inputs.shape[0])):
+        if not self._busy and self._inline(input_rows(inputs)):
             return self._run_inline(inputs, deadline)
         future: asyncio.Future[PredictionBatch] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(inputs, deadline, future))
-        self._queued_rows += int(inputs.shape[0])
+        self._queued_rows += input_rows(inputs)
         if self._queued_rows >= self._settings.max_batch_size:
             self._filled.set()
         if not self._busy:
@@ -90,7 +89,7 @@ class ModelBatcher:
             self._task = asyncio.create_task(self._drain())
         return await future
 
-    def _run_inline(self, inputs: np.ndarray, deadline: float | None) -> PredictionBatch:
+    def _run_inline(self, inputs: ModelInputs, deadline: float | None) -> PredictionBatch:
         """An idle model on a fast kernel answers in the caller's own step: no queue, no task, no
         turn of the loop (nothing could join the batch while the loop runs it anyway)."""
         if deadline is not None and deadline <= time.monotonic():
@@ -138,9 +137,9 @@ class ModelBatcher:
         return batch
 
     async def _compute(self, batch: list[_Pending]) -> None:
-        inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
+        inputs = stack_inputs([p.inputs for p in batch])  # rows in order; DataFrames by pd.concat
         try:
-            if self._inline(int(inputs.shape[0])):
+            if self._inline(input_rows(inputs)):
                 outputs = self.model.predict(inputs)
             else:
                 outputs = await self._run(self.model, inputs)

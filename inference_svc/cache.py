@@ -1,7 +1,7 @@
 """The prediction cache: Predict results kept in Redis by (model, version, canonical input hash).
 
 Only deterministic models are cached (their card says so). The hash is taken over the validated
-input array, so key order and 1 vs 1.0 in a request do not matter, and the key holds the version,
+input array (or DataFrame), so key order and 1 vs 1.0 in a request do not matter, and the key holds the version,
 so a new version never answers with an old version's result. Redis trouble never fails a Predict:
 the model answers, the trouble is logged and counted.
 """
@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import redis
 import redis.asyncio
 
-from protoserve_models.batch_codec import decode_batch, encode_batch
+from protoserve_models.batch_codec import decode_batch, encode_arrays, encode_batch
+from protoserve_models.inputs import ModelInputs
 from protoserve_models.model import LoadedModel, PredictionBatch
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,9 @@ class CacheStats:
     bypassed: int = 0
 
 
-def input_digest(inputs: np.ndarray) -> str:
+def input_digest(inputs: ModelInputs) -> str:
+    if isinstance(inputs, pd.DataFrame):  # its canonical encoding: column names, dtypes and values
+        return hashlib.sha256(encode_arrays({"inputs": inputs})).hexdigest()
     digest = hashlib.sha256()
     if inputs.dtype == object:  # text: the strings, unambiguously delimited
         for text in inputs.tolist():
@@ -57,13 +61,13 @@ class PredictionCache:
         self.stats = CacheStats()
         self._last_warning = 0.0
 
-    def key(self, model: LoadedModel, inputs: np.ndarray) -> str:
+    def key(self, model: LoadedModel, inputs: ModelInputs) -> str:
         return f"{self._prefix}:predcache:{model.name}:{model.version}:{input_digest(inputs)}"
 
     async def get_or_predict(
         self,
         model: LoadedModel,
-        inputs: np.ndarray,
+        inputs: ModelInputs,
         predict: Callable[[], Awaitable[PredictionBatch]],
         skip_cache: bool = False,
     ) -> tuple[PredictionBatch, bool]:

@@ -10,24 +10,43 @@ from typing import Any
 import numpy as np
 
 from protoserve_models.card import ModelCard
+from protoserve_models.inputs import ModelInputs
 from protoserve_models.kernels import ProbaKernel, proba_kernel
+from protoserve_runtime.errors import FailedPrecondition, ProtoserveError
 
 log = logging.getLogger(__name__)
 
 
+class ModelError(FailedPrecondition):
+    """The model failed on inputs that passed its card's checks (FAILED_PRECONDITION): the model,
+    not the request, is at fault; the message names the model, the version and the reason."""
+
+
 @dataclass(frozen=True)
 class PredictionBatch:
-    """The outputs for n rows. Classifiers fill probabilities (n × labels, card order) and
-    label_indices; regressors fill values and variances (zeros when the model gives none)."""
+    """The outputs for n rows, by task:
+
+    - classification: label_indices (n, into the card's labels); probabilities (n × labels, card
+      order) when the card says probabilities, else scores from decision_function when it has one
+      (n × labels in card order, or n for a binary classifier: positive favours the second label);
+    - regression: values (n, or n × outputs for several named outputs) and variances of the same
+      shape (zeros when the model gives none);
+    - anomaly_detection: label_indices (0 inlier, 1 outlier) and scores (decision_function:
+      negative for outliers);
+    - clustering: label_indices (the cluster id).
+    """
 
     probabilities: np.ndarray | None = None
     label_indices: np.ndarray | None = None
     values: np.ndarray | None = None
     variances: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
     def __len__(self) -> int:
-        arr = self.probabilities if self.probabilities is not None else self.values
-        return 0 if arr is None else int(arr.shape[0])
+        for arr in (self.probabilities, self.label_indices, self.values):
+            if arr is not None:
+                return int(arr.shape[0])
+        return 0
 
     def take(self, start: int, stop: int) -> PredictionBatch:
         """The outputs of rows start..stop, for splitting a batch back to its callers."""
@@ -36,7 +55,11 @@ class PredictionBatch:
             return None if a is None else a[start:stop]
 
         return PredictionBatch(
-            cut(self.probabilities), cut(self.label_indices), cut(self.values), cut(self.variances)
+            probabilities=cut(self.probabilities),
+            label_indices=cut(self.label_indices),
+            values=cut(self.values),
+            variances=cut(self.variances),
+            scores=cut(self.scores),
         )
 
 
@@ -46,8 +69,8 @@ def _final_step(estimator: Any) -> Any:
 
 
 class LoadedModel:
-    """One model version in memory. Inputs are already validated against the card:
-    a float64 matrix (rows × features) or, for text models, a 1-D object array of strings."""
+    """One model version in memory. Inputs are already validated against the card and shaped as
+    the model was fitted (protoserve_models.inputs.rows_to_inputs)."""
 
     def __init__(self, card: ModelCard, estimator: Any, fast_kernel: bool = False) -> None:
         self.card = card
@@ -55,6 +78,8 @@ class LoadedModel:
         # An exact numpy stand-in for the estimator's predict_proba (see kernels.py), when asked for.
         self._kernel: ProbaKernel | None = None
         self._label_order: np.ndarray | None = None  # None: the card's order is the estimator's
+        self._label_index: dict[str, int] = {}  # a predicted class (as text) → its index in the card's labels
+        self._returns_std = False
         if card.task == "classification":
             classes = [str(c) for c in getattr(estimator, "classes_", [])]
             if sorted(classes) != sorted(card.labels):
@@ -65,10 +90,12 @@ class LoadedModel:
             # Column permutation from the estimator's class order to the card's label order.
             order = np.array([classes.index(label) for label in card.labels])
             self._label_order = None if (order == np.arange(len(order))).all() else order
-            if fast_kernel:
+            self._label_index = {label: i for i, label in enumerate(card.labels)}
+            if fast_kernel and card.probabilities and card.input_format == "array":
                 self._kernel = _checked_kernel(card, estimator)
-        final = _final_step(estimator)
-        self._returns_std = "return_std" in inspect.signature(final.predict).parameters
+        if card.task == "regression" and not card.outputs:
+            final = _final_step(estimator)
+            self._returns_std = "return_std" in inspect.signature(final.predict).parameters
 
     @property
     def fast(self) -> bool:
@@ -83,17 +110,53 @@ class LoadedModel:
     def version(self) -> str:
         return self.card.version
 
-    def predict(self, inputs: np.ndarray) -> PredictionBatch:
-        if self.card.task == "classification":
-            proba = self._kernel or self.estimator.predict_proba
-            return self.classification(proba(inputs))
+    def predict(self, inputs: ModelInputs) -> PredictionBatch:
+        """The outputs for validated inputs; a failure of the model itself is a ModelError."""
+        try:
+            return self._predict(inputs)
+        except ProtoserveError:
+            raise
+        except Exception as exc:  # the estimator's own failure, whatever its type
+            raise ModelError(
+                f"model {self.name!r} version {self.version} failed to predict: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _predict(self, inputs: ModelInputs) -> PredictionBatch:
+        task = self.card.task
+        if task == "classification":
+            if self.card.probabilities:
+                if self._kernel is not None and isinstance(inputs, np.ndarray):
+                    return self.classification(self._kernel(inputs))
+                return self.classification(self.estimator.predict_proba(inputs))
+            return PredictionBatch(label_indices=self._card_indices(self.estimator.predict(inputs)), scores=self._scores(inputs))
+        if task == "anomaly_detection":  # predict: +1 inlier, -1 outlier
+            flags = np.asarray(self.estimator.predict(inputs))
+            return PredictionBatch(label_indices=(flags == -1).astype(np.intp), scores=self._scores(inputs))
+        if task == "clustering":
+            return PredictionBatch(label_indices=np.asarray(self.estimator.predict(inputs), dtype=np.intp).reshape(-1))
+        return self._regression(inputs)
+
+    def _regression(self, inputs: ModelInputs) -> PredictionBatch:
         if self._returns_std:
             mean, std = self.estimator.predict(inputs, return_std=True)
-            variances = np.square(np.asarray(std, dtype=np.float64))
-        else:
-            mean = self.estimator.predict(inputs)
-            variances = np.zeros(len(mean))
-        return PredictionBatch(values=np.asarray(mean, dtype=np.float64).reshape(-1), variances=variances)
+            mean_values = np.asarray(mean, dtype=np.float64).reshape(-1)
+            return PredictionBatch(values=mean_values, variances=np.square(np.asarray(std, dtype=np.float64)).reshape(-1))
+        predicted = np.asarray(self.estimator.predict(inputs), dtype=np.float64)
+        values: np.ndarray = predicted.reshape(len(predicted), -1) if self.card.outputs else predicted.reshape(-1)
+        return PredictionBatch(values=values, variances=np.zeros_like(values))
+
+    def _card_indices(self, predicted: Any) -> np.ndarray:
+        """Predicted classes as indices into the card's labels."""
+        index = self._label_index
+        return np.array([index[str(c)] for c in np.asarray(predicted).reshape(-1).tolist()], dtype=np.intp)
+
+    def _scores(self, inputs: ModelInputs) -> np.ndarray | None:
+        if not self.card.decision_scores:
+            return None
+        scores = np.asarray(self.estimator.decision_function(inputs), dtype=np.float64)
+        if scores.ndim == 2 and self._label_order is not None:
+            scores = scores[:, self._label_order]
+        return scores
 
     def classification(self, estimator_probabilities: Any) -> PredictionBatch:
         """The batch for probabilities in the estimator's class order (as predict_proba gives them)."""
@@ -111,7 +174,7 @@ def _checked_kernel(card: ModelCard, estimator: Any) -> ProbaKernel | None:
         return kernel
     try:
         sample = np.array([card.reference_sample[f] for f in card.feature_names], dtype=np.float64).T
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         return kernel
     if not np.array_equal(kernel(sample), estimator.predict_proba(sample)):
         log.warning("fast kernel disagrees with the estimator; serving with scikit-learn", extra={"model": card.name})

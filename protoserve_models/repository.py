@@ -1,7 +1,8 @@
 """The model repository on disk: ``<root>/<name>/<version>/{model.skops,card.json}``.
 
 Models are read with skops, never pickle: a file that holds a type outside the allow-list is
-refused at load and its version is marked FAILED with the offending types named.
+refused at load, as is a model that cannot answer its card's reference sample; its version is
+marked FAILED with the reason and the other versions keep serving.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import skops.io as sio
-
-from protoserve_models.card import MODEL_FILE, CardError, ModelCard
+from protoserve_models.card import CardError, ModelCard
+from protoserve_models.loading import load_version
 from protoserve_models.model import LoadedModel
 from protoserve_runtime.errors import InvalidArgument, NotFound, Unavailable
 
@@ -25,11 +25,9 @@ log = logging.getLogger(__name__)
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
 
-# The project's own estimator parts. Beside these, skops's defaults (builtins, numpy, scipy,
-# scikit-learn estimators) and scikit-learn's own internal types (trees, kernels, distance
-# metrics: data holders, no code of the file's choosing) are trusted.
+# The project's own estimator parts. Beside these, the types of scikit-learn, numpy and scipy
+# (protoserve_models.loading) and skops's defaults are trusted.
 PROJECT_TRUSTED_TYPES = ("protoserve_models.builtin.text_features.VaderLexiconFeatures",)
-TRUSTED_MODULE_PREFIXES = ("sklearn.",)
 
 
 class VersionState(StrEnum):
@@ -48,26 +46,11 @@ class VersionEntry:
     card: ModelCard | None = None
 
 
-class UntrustedModelError(RuntimeError):
-    """The model file holds types that are not on the allow-list."""
-
-
 def load_model_file(directory: Path, trusted: Iterable[str], fast_kernel: bool = False) -> LoadedModel:
-    """Read one version directory; refuse any type that is not trusted. fast_kernel: serve it with
-    an exact fast kernel when its estimator has one (inference_svc/kernels.py)."""
-    card = ModelCard.read(directory)
-    path = directory / MODEL_FILE
-    allowed = set(trusted)
-    found = sio.get_untrusted_types(file=path)
-    allowed.update(t for t in found if t.startswith(TRUSTED_MODULE_PREFIXES))
-    untrusted = [t for t in found if t not in allowed]
-    if untrusted:
-        raise UntrustedModelError(
-            f"{path} holds types that are not trusted: {', '.join(sorted(untrusted))}; "
-            "add them to PROTOSERVE_TRUSTED_TYPES only if you trust their code"
-        )
-    estimator = sio.load(path, trusted=sorted(allowed) or None)
-    return LoadedModel(card, estimator, fast_kernel)
+    """Read one version directory; refuse any type that is not trusted, and a model that cannot
+    answer its card's reference sample. fast_kernel: serve it with an exact fast kernel when its
+    estimator has one (protoserve_models/kernels.py)."""
+    return load_version(directory, trusted, fast_kernel)
 
 
 def check_model_name(name: str, field: str = "model") -> str:
