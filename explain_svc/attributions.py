@@ -30,6 +30,7 @@ class Attribution:
     feature_value: float = 0.0
     start: int = 0  # tokens only: code-point offsets into the text
     end: int = 0
+    feature_text: str = ""  # string, categorical and boolean features: the value as text
 
 
 @dataclass(frozen=True)

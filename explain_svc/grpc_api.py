@@ -34,7 +34,8 @@ _KINDS = {
 
 def _attribution(a: Attribution) -> pb.Attribution:
     return pb.Attribution(
-        name=a.name, kind=_KINDS[a.kind], value=a.value, feature_value=a.feature_value, start=a.start, end=a.end  # type: ignore[arg-type]
+        name=a.name, kind=_KINDS[a.kind], value=a.value, feature_value=a.feature_value, start=a.start, end=a.end,  # type: ignore[arg-type]
+        feature_text=a.feature_text,
     )
 
 

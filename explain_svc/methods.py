@@ -4,6 +4,7 @@ exact model-agnostic SHAP where the features are few, the permutation explainer 
 from __future__ import annotations
 
 from explain_svc.attributions import Method
+from explain_svc.frames import FrameMethod, needs_raw_columns
 from explain_svc.settings import ExplainSettings
 from explain_svc.tabular import (
     TREE_MODELS,
@@ -21,9 +22,13 @@ from protoserve_models.model import LoadedModel
 def build_method(model: LoadedModel, settings: ExplainSettings) -> Method:
     """Tree models: exact TreeSHAP. Linear models (text or tabular): linear SHAP. Others, with the
     card's reference sample as background: exact SHAP over every coalition when the features are
-    few, permutation SHAP when they are many. Text models must be linear."""
+    few, permutation SHAP when they are many. Text models must be linear. Models fitted on named
+    columns, on other types than real numbers, or giving other answers than probabilities or one
+    value are explained on their raw columns (frames.py)."""
     if model.card.is_text:
         return TextLinearMethod(model)
+    if needs_raw_columns(model.card):
+        return FrameMethod(model, settings)
     if isinstance(model.estimator, TREE_MODELS):
         return TreeMethod(model)
     background = reference_background(model.card, settings.explain_background_rows)

@@ -23,7 +23,7 @@ from inference_svc.events import new_prediction_ids
 from inference_svc.shadow import ShadowRunner
 from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import InputLimits, rows_to_inputs
+from protoserve_models.inputs import InputLimits, ModelInputs, rows_to_inputs
 from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_models.repository import ModelRepository, VersionEntry, check_model_name
 from protoserve_models.serving_state import ServingTable
@@ -36,7 +36,7 @@ class PredictionSink(Protocol):
     """Where every prediction and failed request is reported (inference_svc.events); never blocks."""
 
     def predictions(
-        self, card: ModelCard, inputs: np.ndarray, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
+        self, card: ModelCard, inputs: ModelInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
     ) -> None: ...
 
     def failure(self, model: str, version: str | None, error: ProtoserveError, latency_seconds: float) -> None: ...
@@ -157,7 +157,7 @@ class InferenceCore:
     async def predict_inputs(
         self,
         loaded: LoadedModel,
-        inputs: np.ndarray,
+        inputs: ModelInputs,
         deadline: float | None = None,
         started: float | None = None,
         use_cache: bool = False,
@@ -197,7 +197,7 @@ class InferenceCore:
             batcher = self._batchers[key] = ModelBatcher(loaded, self._run, self._batching)
         return batcher
 
-    async def _run(self, loaded: LoadedModel, inputs: np.ndarray) -> PredictionBatch:
+    async def _run(self, loaded: LoadedModel, inputs: ModelInputs) -> PredictionBatch:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, loaded.predict, inputs)
 

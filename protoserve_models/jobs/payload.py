@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import InputLimits, check_row_count, rows_to_inputs
+from protoserve_models.inputs import InputLimits, ModelInputs, check_row_count, rows_to_inputs
 from protoserve_runtime.errors import InvalidArgument
 
 PayloadFormat = Literal["csv", "jsonl"]
@@ -48,7 +48,7 @@ def csv_rows(card: ModelCard, payload: bytes, limits: InputLimits) -> list[dict[
             raise _line_error(1, f"the header must name each feature once: {', '.join(card.feature_names)}"
                               + (f"; missing {', '.join(missing)}" if missing else "")
                               + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-        kinds = {f.name: f.type for f in card.inputs}
+        kinds = {f.name: "text" if card.is_text else f.type for f in card.inputs}
         rows: list[dict[str, Any]] = []
         for record in reader:
             if not record:
@@ -70,7 +70,7 @@ def numeric_csv_fast(card: ModelCard, payload: bytes, limits: InputLimits) -> np
     The checked path (csv_rows, then rows_to_inputs) finds the same rows valid and names the line
     of any problem; this one only makes the common case of a large clean file fast.
     """
-    if card.is_text:
+    if card.is_text or card.input_format != "array" or any(f.type != "double" for f in card.inputs):
         return None
     try:
         reader = csv.reader(io.StringIO(payload.decode("utf-8-sig"), newline=""), strict=True)
@@ -90,16 +90,30 @@ def numeric_csv_fast(card: ModelCard, payload: bytes, limits: InputLimits) -> np
     return np.ascontiguousarray(matrix[:, [header.index(name) for name in names]])
 
 
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
 def _cell(value: str, kind: str, name: str, line: int) -> Any:
-    if kind == "string":
+    """A CSV cell as the JSON value a row would carry; an empty cell is a missing value (null),
+    which the row check accepts only where the feature is nullable. A text model's text is kept as is."""
+    if kind == "text":
         return value
+    if value == "":
+        return None
+    if kind in ("string", "categorical"):
+        return value
+    if kind == "boolean":
+        flag = _BOOLEANS.get(value.strip().lower())
+        if flag is None:
+            raise _line_error(line, f"{name}: {value!r} is not true or false")
+        return flag
     try:
         number = float(value)
     except ValueError:
         raise _line_error(line, f"{name}: {value!r} is not a number") from None
     if not math.isfinite(number):
         raise _line_error(line, f"{name}: must be a finite number, got {value!r}")
-    return number
+    return int(number) if kind == "integer" and number.is_integer() else number
 
 
 def json_lines_rows(payload: bytes, limits: InputLimits) -> list[dict[str, Any]]:
@@ -126,8 +140,8 @@ def job_inputs(
     payload_format: PayloadFormat | None,
     limits: InputLimits,
     max_payload_bytes: int,
-) -> np.ndarray:
-    """The validated input array of a job: rows inline, or a payload in the given format."""
+) -> ModelInputs:
+    """The validated inputs of a job (as the model was fitted): rows inline, or a payload in the given format."""
     if rows and payload:
         raise InvalidArgument.for_field("payload", "send rows inline or a payload, not both")
     if payload:
