@@ -171,6 +171,36 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_add(args: argparse.Namespace) -> int:
+    from protoserve_models.adding import AddModelError, add_model
+    from protoserve_models.card import ModelCard
+    from protoserve_models.loading import UntrustedModelError
+    from protoserve_models.model_files import ModelFileError
+    from protoserve_runtime.errors import InvalidArgument
+
+    repository = Path(args.repository or os.environ.get("PROTOSERVE_MODEL_REPOSITORY") or "models")
+    trusted = [t for t in os.environ.get("PROTOSERVE_TRUSTED_TYPES", "").split(",") if t] + args.trust
+    try:
+        directory = add_model(args.name, Path(args.model_file), args.sample, args.target, repository,
+                              trust_pickle=args.trust_pickle, trusted_types=trusted,
+                              strict_categories=args.strict_categories)
+    except (AddModelError, ModelFileError, UntrustedModelError, InvalidArgument, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    card = ModelCard.read(directory)
+    print(f"added {card.name} version {card.version} at {directory}")
+    answers = {"classification": f"labels {', '.join(card.labels)}" + ("" if card.probabilities else " (no probabilities)"),
+               "regression": f"outputs {', '.join(card.outputs)}" if card.outputs else "one value",
+               "anomaly_detection": "inlier or outlier", "clustering": f"{len(card.labels)} clusters"}
+    print(f"  {card.task} ({card.algorithm}), takes a {card.input_format}, answers {answers[card.task]}")
+    for feature in card.inputs:
+        extra = f" {{{', '.join(feature.categories)}}}" if feature.categories else ""
+        print(f"  {feature.name}: {feature.type}{' or null' if feature.nullable else ''}{extra}")
+    if card.metrics:
+        print("  on the sample: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(card.metrics.items())))
+    return 0
+
+
 def _inference_stub(address: str) -> Any:
     from protoserve.inference.v1 import inference_service_pb2_grpc
 
@@ -303,6 +333,16 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild models that exist")
     build.add_argument("--repository", help="model repository (default PROTOSERVE_MODEL_REPOSITORY or models)")
     build.set_defaults(func=cmd_models_build)
+    add = models_sub.add_parser("add", help="add a fitted scikit-learn model as the next version of NAME")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("model_file", metavar="MODEL_FILE", help=".skops file; .joblib/.pkl or MLflow directory with --trust-pickle")
+    add.add_argument("--sample", metavar="DATA", help="CSV or Parquet rows of the model's data (default: MLflow input example)")
+    add.add_argument("--target", metavar="COLUMN", help="the sample's label column, for metrics (comma-separated for several)")
+    add.add_argument("--repository", help="model repository (default PROTOSERVE_MODEL_REPOSITORY or models)")
+    add.add_argument("--trust-pickle", action="store_true", help="read a pickle (it runs code as it loads): only your own")
+    add.add_argument("--trust", action="append", default=[], metavar="TYPE", help="a type the model may hold beyond the defaults")
+    add.add_argument("--strict-categories", action="store_true", help="refuse categories the sample never showed")
+    add.set_defaults(func=cmd_models_add)
 
     predict = sub.add_parser("predict", help="call Predict on a running inference service")
     predict.add_argument("model")

@@ -99,7 +99,7 @@ def _column(values: list[Any], dtype: str, categories: list[Any]) -> Any:
     if dtype[0].isupper() or dtype in ("str", "string", "boolean"):  # pandas' own dtypes keep NA
         return pd.array(values, dtype=dtype)
     if dtype == "object":
-        return np.array([math.nan if v is None else v for v in values], dtype=object)
+        return pd.Series([math.nan if v is None else v for v in values], dtype=object)  # not pandas' str
     return np.array(values, dtype=dtype)  # None is NaN in a float column
 
 

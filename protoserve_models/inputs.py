@@ -222,7 +222,8 @@ def _frame_column(feature: Feature, values: list[Any]) -> Any:
         return np.array(values, dtype=np.float64 if has_null else (dtype or np.int64))
     if feature.type == "boolean" and not has_null:
         return np.array(values, dtype=bool)
-    return np.array([math.nan if v is None else v for v in values], dtype=object)
+    # A Series, since pandas would make an object array of strings its own str dtype.
+    return pd.Series([math.nan if v is None else v for v in values], dtype=object)
 
 
 def _check_keys(row: Mapping[str, Any], expected: set[str], names: Sequence[str], i: int, violations: _Violations) -> None:

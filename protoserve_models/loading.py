@@ -19,6 +19,9 @@ from protoserve_models.inputs import InputLimits, rows_to_inputs
 from protoserve_models.model import LoadedModel
 
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+# A partial only binds arguments to a function that skops checks on its own (HistGradientBoosting
+# fitted on categories holds partial(sklearn.utils.validation.check_array, ...)).
+TRUSTED_STANDARD_TYPES = ("functools.partial",)
 # Reference rows may be longer than the service's text limit; a feature's own max_length still holds.
 _REFERENCE_TEXT_LIMIT = 1_000_000
 
@@ -36,7 +39,7 @@ def untrusted_types(path: Path, trusted: Iterable[str]) -> tuple[list[str], list
     (by module prefix or by name) and those that are not."""
     allowed = set(trusted)
     found = sio.get_untrusted_types(file=path)
-    accepted = [t for t in found if t in allowed or t.startswith(TRUSTED_MODULE_PREFIXES)]
+    accepted = [t for t in found if t in allowed or t in TRUSTED_STANDARD_TYPES or t.startswith(TRUSTED_MODULE_PREFIXES)]
     refused = sorted(t for t in found if t not in accepted)
     return accepted, refused
 
