@@ -125,6 +125,10 @@ def test_integer_and_boolean_values_are_checked() -> None:
     }
     frame = rows_to_inputs(card, [{"n": 3.0, "flag": None}, {"n": -1, "flag": True}], LIMITS)
     assert list(frame.dtypes.astype(str)) == ["int64", "boolean"]
+    text = ModelCard(name="m", version="1", task="clustering", description="", labels=("0",), input_format="dataframe",
+                     inputs=(Feature("note", "string", nullable=True, dtype="object"),))
+    notes = rows_to_inputs(text, [{"note": "a"}, {"note": None}], LIMITS)["note"]
+    assert notes.dtype == object and notes.iloc[0] == "a" and notes.isna().iloc[1]  # object as fitted, not pandas' str
     assert frame["n"].tolist() == [3, -1] and frame["flag"].isna().tolist() == [True, False]
 
 
