@@ -23,6 +23,7 @@ import shap
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.utils.extmath import safe_sparse_dot, softmax
 
 from explain_svc.attributions import Attribution, Method, Outputs, RowAttributions
@@ -30,6 +31,7 @@ from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_runtime.errors import FailedPrecondition
 
 UNMATCHED = "(other n-grams)"
+LINEAR_SVMS = (LinearSVC, LinearSVR)  # linear models outside sklearn.linear_model
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,13 @@ def _blocks(features: Any) -> list[Block]:
 
 
 def text_linear_parts(estimator: Any) -> tuple[Any, Any, list[Block]]:
-    """(feature step, linear model, column blocks) of Pipeline([features, linear model])."""
+    """(feature step, linear model, column blocks) of Pipeline([features, linear model]); a linear
+    support vector machine is a linear model too (its decision function is the margin)."""
     if not (isinstance(estimator, Pipeline) and len(estimator.steps) == 2):
         raise FailedPrecondition("only a Pipeline of text features and a linear model can be explained for text")
     features, linear = estimator.steps[0][1], estimator.steps[1][1]
-    if not (type(linear).__module__.startswith("sklearn.linear_model") and hasattr(linear, "coef_")):
+    if not (isinstance(linear, LINEAR_SVMS) or type(linear).__module__.startswith("sklearn.linear_model")) \
+            or not hasattr(linear, "coef_"):
         raise FailedPrecondition(f"the text model's last step {type(linear).__name__} is not a linear model")
     return features, linear, _blocks(features)
 
@@ -153,7 +157,7 @@ class TextLinearMethod(Method):
     def predict_and_explain(self, inputs: np.ndarray, label: str) -> tuple[PredictionBatch, list[RowAttributions]]:
         """A classifier's probabilities come from its linear step on the features made for the
         explanation: the text is transformed once, not twice (it is most of the cost)."""
-        if not self.classes:
+        if not self.classes or not self.model.card.probabilities:
             return super().predict_and_explain(inputs, label)
         matrix = self._transform(inputs)
         raw = self._margins(matrix)

@@ -217,8 +217,16 @@ class InferenceCore:
         self._batchers.pop((name, version), None)
 
     def describe(self, model: str, version: str | None) -> tuple[ModelCard, list[VersionEntry]]:
-        loaded = self.resolve(model, version)
-        return loaded.card, self.repository.versions(model)
+        """The card of the version asked for (else the one that answers) and every version's state.
+        A model none of whose versions is ready is still described: its newest card beside the
+        versions' states, so that the reason it cannot answer is seen."""
+        if version:
+            return self.resolve(model, version).card, self.repository.versions(model)
+        status = self.model_status(model)
+        if status.card is None:
+            self.resolve(model, None)  # raises, naming each version's state
+        assert status.card is not None
+        return status.card, status.versions
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -1,5 +1,5 @@
 """Reading a user's fitted model from what they have: a skops file, a joblib/pickle file, or an
-MLflow model directory (sklearn flavor).
+MLflow model directory (sklearn flavor; its model saved with skops, as MLflow 3 does by default, or pickled).
 
 Pickle runs code of the file's choosing while it loads, so a pickle (and an MLflow directory,
 which holds one) is read only when the caller says they trust it; the model is then converted
@@ -40,7 +40,7 @@ class UserModel:
 
 def read_user_model(path: Path, trust_pickle: bool = False, trusted_types: Iterable[str] = ()) -> UserModel:
     if (path / MLMODEL_FILE).is_file():
-        return _read_mlflow(path, trust_pickle)
+        return _read_mlflow(path, trust_pickle, trusted_types)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file (a .skops or .joblib/.pkl file, or an MLflow model directory)")
     if path.suffix == ".skops":
@@ -62,7 +62,7 @@ def _unpickle(path: Path, trust_pickle: bool) -> Any:
         raise ModelFileError(f"{path}: cannot unpickle: {type(exc).__name__}: {exc}") from exc
 
 
-def _read_mlflow(directory: Path, trust_pickle: bool) -> UserModel:
+def _read_mlflow(directory: Path, trust_pickle: bool, trusted_types: Iterable[str] = ()) -> UserModel:
     try:
         meta = yaml.safe_load((directory / MLMODEL_FILE).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -70,7 +70,11 @@ def _read_mlflow(directory: Path, trust_pickle: bool) -> UserModel:
     flavor = (meta.get("flavors") or {}).get("sklearn")
     if not flavor or "pickled_model" not in flavor:
         raise ModelFileError(f"{directory}: an MLflow model without the sklearn flavor cannot be served")
-    estimator = _unpickle(directory / str(flavor["pickled_model"]), trust_pickle)
+    model_file = directory / str(flavor["pickled_model"])
+    if flavor.get("serialization_format") == "skops":  # MLflow 3's default: read safely, no trust needed
+        estimator = read_estimator(model_file, trusted_types)
+    else:  # pickle or cloudpickle
+        estimator = _unpickle(model_file, trust_pickle)
     return UserModel(estimator, f"MLflow model {directory}", _input_example(directory, meta))
 
 

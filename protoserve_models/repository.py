@@ -67,6 +67,13 @@ def check_version(version: str, field: str = "version") -> str:
     return version
 
 
+def _readable_card(directory: Path) -> ModelCard | None:
+    try:
+        return ModelCard.read(directory)
+    except CardError:
+        return None
+
+
 class ModelRepository:
     """Every model version under root, loaded into memory; thread-safe lookups."""
 
@@ -109,6 +116,7 @@ class ModelRepository:
                 )
         except Exception as exc:  # any failure marks only this version FAILED
             entry.state, entry.reason = VersionState.FAILED, str(exc)
+            entry.card = _readable_card(directory)  # so that its card can still be shown beside the reason
             log.error("model version failed to load", extra={"model": name, "version": version, "reason": str(exc)})
             return entry
         entry.model, entry.card, entry.state = model, model.card, VersionState.READY
@@ -171,7 +179,9 @@ class ModelRepository:
         else:
             ready = [e for e in entries if e.state is VersionState.READY]
             if not ready:
-                raise Unavailable(f"model {name!r} has no ready version")
+                states = "; ".join(f"version {e.version} is {e.state.value}" + (f": {e.reason}" if e.reason else "")
+                                   for e in entries)
+                raise Unavailable(f"model {name!r} has no ready version ({states})")
             entry = ready[-1]
         if entry.state is not VersionState.READY or entry.model is None:
             raise Unavailable(f"model {name!r} version {entry.version} is {entry.state.value}: {entry.reason}")
