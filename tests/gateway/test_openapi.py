@@ -28,7 +28,8 @@ def test_document_validates_and_covers_every_route(http: httpx.Client) -> None:
     body = predict["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"version", "rows", "skip_cache"}  # model comes from the path
     task = spec["components"]["schemas"]["protoserve.common.v1.ModelCard"]["properties"]["task"]
-    assert task["enum"] == ["TASK_UNSPECIFIED", "TASK_CLASSIFICATION", "TASK_REGRESSION"]
+    assert task["enum"] == ["TASK_UNSPECIFIED", "TASK_CLASSIFICATION", "TASK_REGRESSION", "TASK_ANOMALY_DETECTION",
+                            "TASK_CLUSTERING"]
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(gateway: GatewayProcess, tmp_path: Path) -> None:

@@ -142,7 +142,7 @@ def test_job_routes_answer_what_grpc_answers(http: httpx.Client, inference_addre
 def test_predict_field_names_and_defaults(http: httpx.Client) -> None:
     body = http.post("/v1/models/regression-gp:predict", json={"rows": [{"age": 0, "bmi": 0, "bp": 0, "s5": 0}]}).json()
     regression = body["predictions"][0]["regression"]
-    assert set(regression) == {"value", "variance", "standard_deviation"}
+    assert set(regression) == {"value", "variance", "standard_deviation", "outputs"}  # outputs: [] for one output
     assert regression["standard_deviation"] > 0
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from inference_svc.settings import InferenceSettings
 from protoserve_models.jobs.settings import JobSettings
 from protoserve_runtime.redis_settings import RedisSettings
 from protoserve_runtime.settings import SettingsError, describe, from_env
@@ -25,8 +26,9 @@ def test_every_job_and_redis_setting_is_documented_in_the_readme() -> None:
         (JobSettings, "PROTOSERVE_JOB_BATCH_SIZE", "1500", "multiple of PROTOSERVE_JOB_PAGE_SIZE"),
         (JobSettings, "PROTOSERVE_JOB_MAX_ATTEMPTS", "0", "PROTOSERVE_JOB_MAX_ATTEMPTS must be at least 1"),
         (JobSettings, "PROTOSERVE_JOB_VISIBILITY_TIMEOUT_SECONDS", "-1", "must be positive"),
-        (RedisSettings, "PROTOSERVE_CACHE_TTL_SECONDS", "0", "at least 1"),
-        (RedisSettings, "PROTOSERVE_CACHE_ENABLED", "maybe", "PROTOSERVE_CACHE_ENABLED='maybe'"),
+        (InferenceSettings, "PROTOSERVE_CACHE_TTL_SECONDS", "0", "at least 1"),
+        (InferenceSettings, "PROTOSERVE_CACHE_ENABLED", "maybe", "PROTOSERVE_CACHE_ENABLED='maybe'"),
+        (RedisSettings, "PROTOSERVE_REDIS_PREFIX", "two words", "non-empty word"),
     ],
 )
 def test_bad_values_name_the_variable(cls: type, variable: str, value: str, words: str) -> None:

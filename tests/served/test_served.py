@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -27,6 +26,7 @@ from protoserve.jobs.v1 import job_service_pb2_grpc as jobs_grpc
 from protoserve.monitoring.v1 import monitoring_service_pb2 as monitoring_pb
 from protoserve.monitoring.v1 import monitoring_service_pb2_grpc as monitoring_grpc
 
+from tests.monitoring.system import wait_until
 from tests.served.conftest import BROKEN, Served, add
 from tests.served.shapes import BUILDERS, NUMERIC, Shape, json_rows, json_value
 
@@ -34,16 +34,6 @@ SHAPE_NAMES = ["penguins", "penguins-hgb", "diabetes-forest", "wine-svc", "cance
                "review-text", "penguins-typed", "linnerud", "iris-mlflow-skops", "iris-mlflow-cloudpickle", "iris-numpy"]
 assert len(SHAPE_NAMES) == len(BUILDERS)
 REGRESSION_RTOL = 1e-9
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
