@@ -46,7 +46,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpError)
     if request.url.path.startswith("/v2"):
         return error_response(exc)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ the rich status), so an HTTP caller learns as much as a gRPC caller.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,10 @@ class HttpError(Exception):
     code: str  # a gRPC code name, so REST and gRPC callers see the same vocabulary
     message: str
     violations: Sequence[FieldViolation] = ()
+    retry_after: int = 0  # seconds a refused caller should wait (Retry-After); 0: not said
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after)} if self.retry_after else {}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -70,6 +75,21 @@ def _violations(error: grpc.aio.AioRpcError) -> list[FieldViolation]:
     return []
 
 
+# Answers a caller may retry later: they say when (the service's retry pushback, else a second).
+RETRY_LATER = {429, 503}
+DEFAULT_RETRY_AFTER_SECONDS = 1
+
+
+def _retry_after(error: grpc.aio.AioRpcError, status: int) -> int:
+    if status not in RETRY_LATER:
+        return 0
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-retry-pushback-ms" and isinstance(value, str) and value.isdigit():
+            return max(1, math.ceil(int(value) / 1000))
+    return DEFAULT_RETRY_AFTER_SECONDS
+
+
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
     code = error.code()
-    return HttpError(HTTP_STATUS.get(code, 500), code.name, error.details() or code.name, _violations(error))
+    status = HTTP_STATUS.get(code, 500)
+    return HttpError(status, code.name, error.details() or code.name, _violations(error), _retry_after(error, status))

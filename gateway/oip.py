@@ -24,7 +24,7 @@ HEADER_LENGTH = "inference-header-content-length"
 
 
 def error_response(error: HttpError) -> JSONResponse:
-    return JSONResponse({"error": error.message}, status_code=error.status)
+    return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers())
 
 
 class OipApi:

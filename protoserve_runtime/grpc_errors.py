@@ -42,7 +42,23 @@ def status_code_for(error: errors.ProtoserveError) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
+# gRPC's retry pushback: how long a caller refused for load (queue full, nothing ready) should
+# wait before it tries again; the gateway turns it into HTTP's Retry-After.
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+RETRY_PUSHBACK_MS = 1000
+PUSHED_BACK = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+
+
 def to_rpc_status(error: errors.ProtoserveError) -> grpc.Status:
+    status = _rich_status(error)
+    if status.code in PUSHED_BACK:
+        return status._replace(  # type: ignore[attr-defined, no-any-return]
+            trailing_metadata=(*status.trailing_metadata, (RETRY_PUSHBACK_KEY, str(RETRY_PUSHBACK_MS)))
+        )
+    return status
+
+
+def _rich_status(error: errors.ProtoserveError) -> grpc.Status:
     code = status_code_for(error)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
     if isinstance(error, errors.InvalidArgument) and error.violations:
@@ -67,6 +83,7 @@ REDIS_OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 async def _abort_redis_outage(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
     log.warning("Redis unavailable in %s: %s", method, exc)
+    context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, str(RETRY_PUSHBACK_MS)),))
     await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis is unavailable; retry later")
 
 

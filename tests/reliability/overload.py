@@ -28,6 +28,7 @@ def heavy_request() -> pb.PredictRequest:
 @dataclass
 class Offered:
     outcomes: list[tuple[str, float]] = field(default_factory=list)  # (code, seconds)
+    retry_hints: list[str] = field(default_factory=list)  # of each refused call: retry pushback or Retry-After
 
     def codes(self) -> Counter[str]:
         return Counter(code for code, _ in self.outcomes)
@@ -51,6 +52,8 @@ async def offer_grpc(address: str, rate: float, seconds: float, deadline: float 
                 code = "OK"
             except grpc.aio.AioRpcError as exc:
                 code = exc.code().name
+                hints = dict(exc.trailing_metadata() or ())
+                result.retry_hints.append(str(hints.get("grpc-retry-pushback-ms", "")))
             result.outcomes.append((code, time.monotonic() - start))
 
         await _open_loop(one, rate, seconds)
@@ -68,6 +71,8 @@ async def offer_http(url: str, rate: float, seconds: float, deadline: float = 60
             try:
                 response = await client.post("/v1/models/sentiment:predict", json=body)
                 code = "OK" if response.status_code == 200 else str(response.status_code)
+                if response.status_code != 200:
+                    result.retry_hints.append(response.headers.get("retry-after", ""))
             except httpx.TimeoutException:
                 code = "timeout"
             result.outcomes.append((code, time.monotonic() - start))

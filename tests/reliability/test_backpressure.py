@@ -40,3 +40,5 @@ def test_excess_calls_are_refused_at_once_not_left_to_time_out(small_queue: tupl
     codes = offered.codes()
     assert set(codes) <= {"OK", refused}, codes
     assert codes["OK"] > 0 and codes[refused] > 0, codes
+    # Each refusal says when to come back: gRPC's retry pushback, HTTP's Retry-After.
+    assert set(offered.retry_hints) == {"1000" if path == "grpc" else "1"}, offered.retry_hints[:5]
