@@ -17,10 +17,14 @@ up: setup
 test: setup $(NODE_DEPS) chromium
 	$(BIN)/python -m pytest
 
-# The web page is tested in Debian's chromium (driven by Playwright; no browser is downloaded).
+# The web page is tested in Debian's chromium (driven by Playwright; no browser is downloaded). It is
+# installed here when this runs as root or with passwordless sudo; otherwise the one command to run is said.
 chromium:
-	@test -x /usr/bin/chromium || { echo "make test needs Debian's chromium for the web page test:"; \
-		echo "  sudo apt-get update && sudo apt-get install -y chromium"; exit 1; }
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium; \
+		else echo "make test needs Debian's chromium for the web page test; install it with:"; \
+			echo "  sudo apt-get update && sudo apt-get install -y chromium"; exit 1; fi; }
 
 setup: $(INSTALLED) $(GENERATED)
 
