@@ -108,13 +108,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {'job workers':<12} {args.job_workers} (reading the job stream in Redis)")
         _print_auth_state()
         print("Press Ctrl-C to stop.\n", flush=True)
-        while not stop.requested:
-            exited = supervisor.first_exited()
-            if exited and exited.process is not None:
-                print(f"{exited.name} exited with code {exited.process.returncode}; stopping", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        return 0
+        return 0 if supervise(supervisor, stop) else 1
     except TimeoutError as exc:
         print(f"a service did not become ready: {exc}", file=sys.stderr)
         return 1
@@ -129,6 +123,26 @@ def cmd_up(args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
         print("stopped.", file=sys.stderr)
+
+
+def supervise(supervisor: Any, stop: Any) -> bool:
+    """Keep every child running until Ctrl-C / SIGTERM: one that dies is restarted with backoff and
+    the others keep serving. False when a child keeps dying soon after it starts (it is named)."""
+    while not stop.requested:
+        for child in supervisor.exited():
+            code = child.process.returncode
+            delay = supervisor.schedule_restart(child)
+            if delay is None:
+                print(f"protoserve up: {child.name} keeps failing (exit code {code}, {child.quick_exits - 1} restarts "
+                      "in a row each soon after it started; its log is above); stopping", file=sys.stderr)
+                return False
+            print(f"protoserve up: {child.name} exited with code {code}; restarting it in {delay:g} s",
+                  file=sys.stderr, flush=True)
+        for child in supervisor.restart_due():
+            print(f"protoserve up: {child.name} restarted (restart {child.restarts}, pid {child.process.pid})",
+                  file=sys.stderr, flush=True)
+        time.sleep(0.2)
+    return True
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

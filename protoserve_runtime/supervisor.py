@@ -1,4 +1,5 @@
-"""Runs each service as its own child process, as ``protoserve up`` does, and stops them all.
+"""Runs each service as its own child process, as ``protoserve up`` does, restarts one that dies
+(with backoff), and stops them all.
 
 Every child dies with its parent: a supervisor killed with -9 (or by the OOM killer) leaves no
 service behind holding its port; the kernel sends the child SIGTERM (PR_SET_PDEATHSIG), so it
@@ -37,24 +38,67 @@ class Child:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0  # time.monotonic() of the last start
+    restarts: int = 0
+    quick_exits: int = 0  # exits in a row that came soon after a start
+    restart_at: float | None = None  # when a restart is due, while one is
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Backoff between restarts; a child that keeps dying soon after it starts is given up on."""
+
+    delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+    stable_seconds: float = 60.0  # a child that ran this long died for a new reason: its backoff starts over
+    max_quick_exits: int = 5
 
 
 class Supervisor:
-    def __init__(self) -> None:
+    def __init__(self, policy: RestartPolicy | None = None) -> None:
         self.children: list[Child] = []
+        self.policy = policy or RestartPolicy()
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
         child = Child(name, list(argv), dict(env or {}))
+        self._spawn(child)
+        self.children.append(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
         parent = os.getpid()
         child.process = subprocess.Popen(
             child.argv, env={**os.environ, **child.env}, stdin=subprocess.DEVNULL,
             preexec_fn=lambda: die_with_parent(parent),  # only a prctl call between fork and exec
         )
-        self.children.append(child)
-        return child
+        child.started = time.monotonic()
+        child.restart_at = None
 
     def first_exited(self) -> Child | None:
-        return next((c for c in self.children if c.process and c.process.poll() is not None), None)
+        return next(iter(self.exited()), None)
+
+    def exited(self) -> list[Child]:
+        """Children that have ended and are not waiting for a restart."""
+        return [c for c in self.children if c.restart_at is None and c.process and c.process.poll() is not None]
+
+    def schedule_restart(self, child: Child) -> float | None:
+        """Plan child's restart after its backoff; None when it keeps dying soon after starting."""
+        if time.monotonic() - child.started >= self.policy.stable_seconds:
+            child.quick_exits = 0
+        child.quick_exits += 1
+        if child.quick_exits > self.policy.max_quick_exits:
+            return None
+        delay = self.policy.delays[min(child.quick_exits, len(self.policy.delays)) - 1]
+        child.restart_at = time.monotonic() + delay
+        return delay
+
+    def restart_due(self) -> list[Child]:
+        """Start again the children whose restart is due; returns them."""
+        now = time.monotonic()
+        due = [c for c in self.children if c.restart_at is not None and c.restart_at <= now]
+        for child in due:
+            child.restarts += 1
+            self._spawn(child)
+        return due
 
     def stop_all(self, timeout: float = 15.0) -> None:
         """SIGTERM in reverse start order (front doors first), then SIGKILL what is left."""

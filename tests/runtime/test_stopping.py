@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -126,3 +127,51 @@ def test_ctrl_c_while_a_service_starts_stops_everything(model_repository: Path, 
             up.wait()
         assert up.stderr is not None
         up.stderr.close()
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_up_restarts_a_child_killed_with_sigkill_and_the_others_keep_serving(model_repository: Path,
+                                                                             tmp_path: Path) -> None:
+    addresses = {name: f"127.0.0.1:{free_port()}" for name in ("INFERENCE", "EXPLAIN", "MONITORING", "GATEWAY")}
+    env = {**os.environ, **FREE_METRICS_PORTS, "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
+           **{f"PROTOSERVE_{name}_ADDRESS": address for name, address in addresses.items()},
+           "PROTOSERVE_INFERENCE_WORKERS": "1", "PROTOSERVE_EXPLAIN_WORKERS": "1"}
+    for inherited in ("REDIS_URL", "PROTOSERVE_REDIS_URL"):
+        env.pop(inherited, None)
+    up = subprocess.Popen([PROTOSERVE, "up", "--skip-build", "--data-dir", str(tmp_path / "data")], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    readers = [threading.Thread(target=lambda stream=stream: said.extend(stream), daemon=True)
+               for stream in (up.stdout, up.stderr)]
+    for reader in readers:
+        reader.start()
+    try:
+        assert wait_until(lambda: any("Press Ctrl-C" in line for line in said), 180), "".join(said)[-3000:]
+        children = {cmdline(pid): pid for pid in children_of(up.pid)}
+        killed = {name: next(pid for line, pid in children.items() if module in line)
+                  for name, module in (("monitoring", "monitoring_svc.main"), ("job-worker-1", "worker_svc.main"))}
+        for pid in killed.values():
+            os.kill(pid, signal.SIGKILL)
+        for name in killed:
+            assert wait_until(lambda name=name: any(f"{name} restarted" in line for line in said), 60), "".join(said)[-3000:]
+            assert any(f"{name} exited with code -9; restarting it" in line for line in said)
+        assert health.check(addresses["INFERENCE"]) == "SERVING"  # the others never stopped
+        assert wait_until(lambda: health.check(addresses["MONITORING"]) == "SERVING", 120)
+        assert up.poll() is None
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for reader in readers:
+            reader.join(10)
+        for stream in (up.stdout, up.stderr):
+            assert stream is not None
+            stream.close()
