@@ -92,7 +92,7 @@ async def serve(
 
 def worker_main(settings: ExplainSettings, board: ReadyBoard, index: int, state_file: Path) -> None:
     """Entry point of one worker process."""
-    json_logging.configure("explain", settings.server.log_level)
+    json_logging.configure("explain", settings.server.log_level, settings.server.log_format)
     asyncio.run(serve(settings, board, index, state_file))
 
 
@@ -101,7 +101,7 @@ def main() -> None:
     settings = from_env(ExplainSettings)
     if workers is not None:
         settings = from_env(ExplainSettings, explain_workers=workers)
-    json_logging.configure("explain", settings.server.log_level)
+    json_logging.configure("explain", settings.server.log_level, settings.server.log_format)
     group = WorkerGroup("explain", settings.addresses.explain_address, settings.server.grace_seconds)
     run_workers(
         group,

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def app() -> Starlette:
     """The app of one worker process, wired from the environment."""
     settings = from_env(GatewaySettings)
-    json_logging.configure("gateway", settings.server.log_level)
+    json_logging.configure("gateway", settings.server.log_level, settings.server.log_format)
     authenticator = auth.authenticator(settings.auth)
     if not authenticator.enabled:
         log.warning("AUTH IS OFF: every call is let in (set PROTOSERVE_AUTH=on to require API keys)")
@@ -30,7 +30,7 @@ def app() -> Starlette:
 
 def main() -> None:
     settings = from_env(GatewaySettings)
-    json_logging.configure("gateway", settings.server.log_level)
+    json_logging.configure("gateway", settings.server.log_level, settings.server.log_format)
     address = settings.addresses.gateway_address
     host, _, port = address.rpartition(":")
     log.info("gateway starting", extra={"address": address, "replicas": list(settings.replicas),

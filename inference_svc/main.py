@@ -116,7 +116,7 @@ async def serve(
 
 def worker_main(settings: InferenceSettings, board: ReadyBoard, index: int, state_file: Path) -> None:
     """Entry point of one worker process."""
-    json_logging.configure("inference", settings.server.log_level)
+    json_logging.configure("inference", settings.server.log_level, settings.server.log_format)
     asyncio.run(serve(settings, board, index, state_file))
 
 
@@ -125,7 +125,7 @@ def main() -> None:
     settings = from_env(InferenceSettings)
     if workers is not None:
         settings = from_env(InferenceSettings, inference_workers=workers)
-    json_logging.configure("inference", settings.server.log_level)
+    json_logging.configure("inference", settings.server.log_level, settings.server.log_format)
     group = WorkerGroup("inference", settings.addresses.inference_address, settings.server.grace_seconds)
     run_workers(
         group, worker_count(settings.inference_workers), lambda: asyncio.run(serve(settings)), "inference_svc.main", (settings,)

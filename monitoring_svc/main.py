@@ -73,7 +73,7 @@ async def serve(settings: MonitoringSettings) -> None:
 
 def main() -> None:
     settings = from_env(MonitoringSettings)
-    json_logging.configure("monitoring", settings.server.log_level)
+    json_logging.configure("monitoring", settings.server.log_level, settings.server.log_format)
     asyncio.run(serve(settings))
 
 

@@ -106,10 +106,13 @@ class ServerSettings:
     max_message_bytes: int = setting(64 * 1024 * 1024, "largest gRPC message accepted or sent, in bytes")
     grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
     log_level: str = setting("info", "debug, info, warning or error")
+    log_format: str = setting("", "json or text (one readable line per event); empty: text on a terminal, JSON otherwise")
 
     def validate(self) -> None:
         if self.max_message_bytes < 4 * 1024 * 1024:
             raise SettingsError("PROTOSERVE_MAX_MESSAGE_BYTES must be at least 4 MiB")
+        if self.log_format not in ("", "json", "text"):
+            raise SettingsError("PROTOSERVE_LOG_FORMAT must be json, text or empty")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from worker_svc.worker import Worker, ensure_group
 
 def main() -> None:
     settings = from_env(WorkerSettings)
-    json_logging.configure("worker", settings.server.log_level)
+    json_logging.configure("worker", settings.server.log_level, settings.server.log_format)
     if not settings.redis.url:
         print("protoserve worker needs Redis: set PROTOSERVE_REDIS_URL or REDIS_URL", file=sys.stderr)
         sys.exit(2)
