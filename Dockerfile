@@ -69,7 +69,7 @@ CMD ["protoserve", "serve", "monitoring"]
 
 # Job workers listen on no port: healthy while their Redis answers.
 FROM runtime AS worker
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 LABEL org.opencontainers.image.title="protoserve-worker" org.opencontainers.image.version="${VERSION}"
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, redis; redis.Redis.from_url(os.environ['PROTOSERVE_REDIS_URL']).ping()"]

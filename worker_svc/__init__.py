@@ -4,4 +4,4 @@ It scales on its own (one process per replica; more replicas for more throughput
 the model package with the services that submit its work.
 """
 
-__version__ = "0.1.0"  # this deployable's own version (image label)
+__version__ = "0.2.0"  # this deployable's own version (image label; it continues the worker image's line)
