@@ -17,7 +17,7 @@ from typing import Any, cast
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from protoserve_runtime import server_info, tls
 from protoserve_runtime.grpc_errors import tolerate_undecodable
@@ -41,6 +41,25 @@ class ServerOptions:
     max_message_bytes: int
     grace_seconds: float
     reuse_port: bool = False
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def enable_reflection(names: Sequence[str], registrar: Any) -> None:
+    """Server reflection under both service names clients use: grpc.reflection.v1 (which newer
+    clients ask first) and v1alpha. Their messages are the same on the wire, so one servicer
+    answers both."""
+    servicer = reflection.ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, registrar)
+    v1 = grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+    })
+    registrar.add_generic_rpc_handlers((v1,))
 
 
 class GrpcServer:
@@ -67,7 +86,7 @@ class GrpcServer:
         if name:  # every service says which one it is and its version (server_info.py)
             server_info.add(registrar, name, version, [s.name for s in services])
             names.append(server_info.SERVICE_NAME)
-        reflection.enable_server_reflection(names, registrar)
+        enable_reflection(names, registrar)
         self._service_names = [s.name for s in services]
         self.port = 0
 
