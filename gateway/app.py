@@ -20,10 +20,11 @@ from gateway import __version__, discovery
 from gateway.calls import Caller
 from gateway.docs_page import OIP_HTML, render_docs
 from gateway.errors import HttpError
+from gateway.examples import ModelExamples
 from gateway.hot_routes import HotApp, HotRouter
 from gateway.jobs_rest import JobResults
 from gateway.oip import OipApi, error_response
-from gateway.openapi import build_openapi
+from gateway.openapi import build_openapi, with_model_examples
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.upstream import UpstreamPool, Upstreams
@@ -68,6 +69,7 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
     oip = OipApi(caller, settings.max_body_bytes)
     job_results = JobResults(caller)
     spec = build_openapi(routes)
+    examples = ModelExamples(caller)
     docs = render_docs(spec, OIP_HTML)
 
     async def healthz(request: Request) -> Response:
@@ -75,7 +77,7 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
         return JSONResponse({"status": "ok", "version": __version__, "auth": auth.enabled, "replicas": pools})
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(spec)
+        return JSONResponse(with_model_examples(spec, await examples.rows(request)))
 
     async def docs_page(request: Request) -> Response:
         return HTMLResponse(docs)

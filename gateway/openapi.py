@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -161,3 +161,31 @@ def build_openapi(routes: Sequence[Route], title: str = "protoserve", version: s
             },
         },
     }
+
+
+def with_model_examples(spec: dict[str, Any], rows: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The document with the models named where a path takes one, and a real row of each model as
+    an example of every request body that carries rows."""
+    if not rows:
+        return spec
+    names = sorted(rows)
+    paths: dict[str, Any] = {}
+    for path, operations in spec["paths"].items():
+        if "{model}" not in path:
+            paths[path] = operations
+            continue
+        paths[path] = {method: _with_examples(operation, names, rows) for method, operation in operations.items()}
+    return {**spec, "paths": paths}
+
+
+def _with_examples(operation: dict[str, Any], names: list[str], rows: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    operation = dict(operation)
+    operation["parameters"] = [
+        {**p, "examples": {n: {"value": n} for n in names}} if p.get("name") == "model" and p.get("in") == "path" else p
+        for p in operation["parameters"]
+    ]
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None and "rows" in body["schema"].get("properties", {}):
+        examples = {n: {"summary": f"a row {n} takes", "value": {"rows": [rows[n]]}} for n in names}
+        operation["requestBody"] = {**operation["requestBody"], "content": {"application/json": {**body, "examples": examples}}}
+    return operation

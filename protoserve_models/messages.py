@@ -65,7 +65,18 @@ def card_to_proto(card: ModelCard) -> model_pb2.ModelCard:
         deterministic=card.deterministic,
         has_probabilities=card.task == "classification" and card.probabilities,
         outputs=list(card.outputs),
+        example_row=example_row(card),
     )
+
+
+def example_row(card: ModelCard) -> struct_pb2.Struct | None:
+    """The first row of the card's reference sample, as a request row; None when it has none."""
+    sample = card.reference_sample
+    if not all(sample.get(name) for name in card.feature_names):
+        return None
+    row = struct_pb2.Struct()
+    row.update({name: sample[name][0] for name in card.feature_names})
+    return row
 
 
 def versions_to_proto(entries: Iterable[VersionEntry]) -> list[model_pb2.ModelVersionStatus]:

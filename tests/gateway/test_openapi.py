@@ -32,6 +32,21 @@ def test_document_validates_and_covers_every_route(http: httpx.Client) -> None:
                             "TASK_CLUSTERING"]
 
 
+def test_every_model_has_a_real_row_as_example(http: httpx.Client) -> None:
+    """Each model's example row (its card's reference sample) fills "Try it out" and fuzzers' requests."""
+    spec = http.get("/openapi.json").json()
+    validate(spec)
+    predict = spec["paths"]["/v1/models/{model}:predict"]["post"]
+    examples = predict["requestBody"]["content"]["application/json"]["examples"]
+    assert {"iris-knn", "sentiment", "regression-gp", "risk"} <= set(examples)
+    for name, example in examples.items():
+        answer = http.post(f"/v1/models/{name}:predict", json=example["value"])
+        assert answer.status_code == 200, (name, answer.text)
+    model = next(p for p in predict["parameters"] if p["name"] == "model")
+    assert set(model["examples"]) == set(examples)
+    assert "examples" in spec["paths"]["/v1/models/{model}:explain"]["post"]["requestBody"]["content"]["application/json"]
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(gateway: GatewayProcess, tmp_path: Path) -> None:
     # A bounded, seeded run (a few hundred cases) against the gateway on loopback.
     result = subprocess.run(
