@@ -30,7 +30,7 @@ def test_two_workers_share_the_port_and_explain_alike(model_repository: Path, tm
     try:
         workers = workers_of(service.process.pid)
         assert len(workers) == 2
-        assert health.check(service.address) == "SERVING"
+        health.wait_serving(service.address, timeout=15)  # still (or again) serving: it did not fall over
         request = explain_request("sentiment", [{"text": "The plot was terrible."}], label="positive")
         answers = []
         while serving_workers(workers, port) != {w.pid for w in workers}:

@@ -191,6 +191,35 @@ def test_each_shape_is_explained_per_column(name: str, shapes: dict[str, Shape],
         assert island.feature_text == row[0]["island"]  # a category is shown as itself
 
 
+@pytest.mark.parametrize("name", SHAPE_NAMES)
+def test_each_shape_shows_drift_per_column(name: str, shapes: dict[str, Shape], served: Served,
+                                           stub: pb_grpc.InferenceServiceStub) -> None:
+    """The live rows of every shape are compared with its card's reference sample, column by
+    column: numbers by PSI and KS, categories (strings, booleans) by chi-squared."""
+    shape = shapes[name]
+    stub.Predict(predict_request(name, json_rows(shape.requests(30))), timeout=60)
+    with grpc.insecure_channel(served.monitoring.address) as channel:
+        monitoring = monitoring_grpc.MonitoringServiceStub(channel)
+
+        def judged() -> Any:
+            report = monitoring.GetDrift(monitoring_pb.GetDriftRequest(model=name, version="1", window="5m"), timeout=30)
+            return report if report.row_count >= 20 else None
+
+        report = wait_until(judged, 60, f"{name}'s rows to reach monitoring")
+    features = {f.feature: f for f in report.features}
+    assert set(features) == set(shape.features.columns)
+    for feature in features.values():
+        assert not feature.insufficient_data and feature.bins
+        categorical = shape.features[feature.feature].dtype.kind in "OSUb" or str(shape.features[feature.feature].dtype) in (
+            "category", "str", "string")
+        if name == "review-text":
+            assert {t.name for t in feature.tests} >= {"length_psi", "oov_rate"}
+        elif categorical:
+            assert feature.kind == monitoring_pb.FEATURE_KIND_CATEGORICAL and "chi2" in {t.name for t in feature.tests}
+        else:
+            assert feature.kind == monitoring_pb.FEATURE_KIND_NUMERIC and "ks" in {t.name for t in feature.tests}
+
+
 def test_drift_of_a_categorical_column_is_seen(shapes: dict[str, Shape], served: Served,
                                                 stub: pb_grpc.InferenceServiceStub) -> None:
     """Only penguins from one island: the island column drifts (chi-squared), as monitoring shows."""
