@@ -121,8 +121,6 @@ class _EncodedModel:
     """The model seen by a masking explainer: encoded rows in, the explained output out."""
 
     def __init__(self, model: LoadedModel, codec: ColumnCodec) -> None:
-        self.card = model.card
-        self.name, self.version = model.name, model.version
         estimator = model.estimator
         card = model.card
         output: Callable[[Any], Any]
@@ -224,7 +222,6 @@ class _Shim:
 
     def __init__(self, model: LoadedModel, encoded: _EncodedModel) -> None:
         self.card = model.card
-        self.name, self.version = model.name, model.version
         self.estimator = _OutputEstimator(encoded)
 
 

@@ -25,15 +25,16 @@ def penguins() -> pd.DataFrame:
     return load_penguins()
 
 
+def json_value(value: Any) -> Any:
+    """A value as JSON carries it: missing values (None, NaN, pandas NA) as null, numpy scalars as Python's."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as a Predict request carries them: numbers, strings, booleans and null."""
-
-    def plain(value: Any) -> Any:
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return value.item() if isinstance(value, np.generic) else value
-
-    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    return [{k: json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def load(root: Path, name: str) -> LoadedModel:

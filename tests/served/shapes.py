@@ -3,13 +3,11 @@ saved as they save them (joblib, skops, an MLflow model directory, a Parquet or 
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
@@ -30,8 +28,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from protoserve_models.builtin.sentiment_data import load_sentiment_corpus
 from tests.harness import REPO_ROOT
-
-NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+from tests.models.conftest import NUMERIC, json_rows, json_value  # noqa: F401  (shared with the served tests)
 
 
 @dataclass
@@ -51,17 +48,6 @@ class Shape:
         """Rows spread over the data, missing values among them where the data has some."""
         step = max(1, len(self.features) // count)
         return self.features.iloc[::step].iloc[:count]
-
-
-def json_value(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as a Predict request carries them: numbers, strings, booleans and null."""
-    return [{k: json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def _penguins() -> pd.DataFrame:
