@@ -49,7 +49,7 @@ class LabeledExamples:
             if not event.prediction_id or event.error_code:
                 continue
             inputs = labeled_example_pb2.LabeledExample(
-                numeric_inputs=event.numeric_inputs, text_input=event.text_input
+                numeric_inputs=event.numeric_inputs, text_input=event.text_input, inputs=event.inputs
             ).SerializeToString()
             if len(inputs) <= self.max_input_bytes:
                 kept[int(event.time // PREDICTION_SLOT_SECONDS)][event.prediction_id] = inputs

@@ -84,11 +84,12 @@ def add_model(
     try:
         sio.dump(user.estimator, staging / MODEL_FILE)
         _check_trusted(staging / MODEL_FILE, trusted)
-        card = _card(name, "1", signature, frame, user, strict_categories, description)
+        card = _card(name, "1", signature, frame, user, strict_categories, description, targets)
         served = LoadedModel(card, read_estimator(staging / MODEL_FILE, trusted))
         _check_parity(served, frame, expected)
         if targets:
-            card = replace(card, metrics=_metrics(card, frame, targets, expected))
+            truth = frame[targets[0]] if card.task == "classification" else frame[list(targets)]
+            card = replace(card, metrics=answer_metrics(card, truth.to_numpy(), expected))
         return _publish(staging, model_dir, card)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -133,29 +134,31 @@ def _check_trusted(path: Path, trusted: Sequence[str]) -> None:
 
 
 def _card(name: str, version: str, signature: Signature, frame: pd.DataFrame, user: UserModel,
-          strict_categories: bool, description: str) -> ModelCard:
+          strict_categories: bool, description: str, targets: Sequence[str]) -> ModelCard:
     reference = frame if len(frame) <= REFERENCE_ROWS else frame.sample(REFERENCE_ROWS, random_state=REFERENCE_SEED).sort_index()
     card = ModelCard(
         name=name,
         version=version,
         task=signature.task,
-        description=description or f"{_algorithm(user.estimator)} added from {user.source}",
+        description=description or f"{algorithm(user.estimator)} added from {user.source}",
         inputs=signature.inputs,
         labels=signature.labels,
         training_data=f"sample of {len(frame)} rows",
-        algorithm=_algorithm(user.estimator),
+        algorithm=algorithm(user.estimator),
         reference_sample=json_columns(reference, signature.inputs),
         input_format=signature.input_format,
         outputs=signature.outputs,
         probabilities=signature.probabilities,
         decision_scores=signature.decision_scores,
         strict_categories=strict_categories,
+        # The target is where a training run of this model finds the true answer by default.
+        training={"target": list(targets)} if targets else {},
     )
     card.check()
     return card
 
 
-def _algorithm(estimator: Any) -> str:
+def algorithm(estimator: Any) -> str:
     steps = getattr(estimator, "steps", None)
     if steps:
         return f"Pipeline({', '.join(type(step).__name__ for _, step in steps)})"
@@ -165,9 +168,14 @@ def _algorithm(estimator: Any) -> str:
 def _check_parity(model: LoadedModel, frame: pd.DataFrame, expected: Any) -> None:
     """Refuses when the served model's answers for the sample's JSON-form rows differ from the
     estimator's own on the same rows."""
+    columns = json_columns(frame, model.card.inputs)
+    check_parity(model, [dict(zip(columns, values)) for values in zip(*columns.values())], expected)
+
+
+def check_parity(model: LoadedModel, rows: Sequence[dict[str, Any]], expected: Any) -> None:
+    """Refuses (AddModelError) when the served model's answers for these JSON-form rows, read
+    through protoserve's input path, differ from ``expected``, the estimator's own on the same rows."""
     card = model.card
-    columns = json_columns(frame, card.inputs)
-    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
     try:
         inputs = rows_to_inputs(card, rows, InputLimits(max_rows=len(rows), max_text_length=10**9))
         outputs = model.predict(inputs)
@@ -208,24 +216,25 @@ def _expected_labels(card: ModelCard, predicted: np.ndarray) -> np.ndarray:
     return np.array([str(v) for v in predicted.reshape(-1).tolist()], dtype=object)
 
 
-def _metrics(card: ModelCard, frame: pd.DataFrame, targets: Sequence[str], predicted: Any) -> dict[str, float]:
-    """Accuracy and F1 for a classifier, R², RMSE and MAE for a regressor, on the sample rows."""
+def answer_metrics(card: ModelCard, truth: np.ndarray, predicted: Any) -> dict[str, float]:
+    """Accuracy and F1 for a classifier, R², RMSE and MAE for a regressor: the true answers
+    (labels, or one column per output) against the estimator's own predictions."""
     if card.task == "classification":
-        truth = np.array([str(v) for v in frame[targets[0]].tolist()], dtype=object)
+        wanted = np.array([str(v) for v in np.asarray(truth).reshape(-1).tolist()], dtype=object)
         answered = _expected_labels(card, np.asarray(predicted))
         average = "binary" if len(card.labels) == 2 else "macro"
         pos = {"pos_label": card.labels[1]} if average == "binary" else {}
         return {
-            "accuracy": float(accuracy_score(truth, answered)),
-            "f1": float(f1_score(truth, answered, average=average, zero_division=0, **pos)),
+            "accuracy": float(accuracy_score(wanted, answered)),
+            "f1": float(f1_score(wanted, answered, average=average, zero_division=0, **pos)),
         }
     if card.task == "regression":
-        truth = frame[list(targets)].to_numpy(dtype=np.float64)
-        values = np.asarray(predicted, dtype=np.float64).reshape(truth.shape)
+        values_true = np.asarray(truth, dtype=np.float64)
+        values = np.asarray(predicted, dtype=np.float64).reshape(values_true.shape)
         return {
-            "r2": float(r2_score(truth, values)),
-            "rmse": float(np.sqrt(mean_squared_error(truth, values))),
-            "mae": float(mean_absolute_error(truth, values)),
+            "r2": float(r2_score(values_true, values)),
+            "rmse": float(np.sqrt(mean_squared_error(values_true, values))),
+            "mae": float(mean_absolute_error(values_true, values)),
         }
     return {}
 

@@ -14,12 +14,15 @@ from typing import Any
 
 from inference_svc.jobs.core import JobCore, check_idempotency_key
 from protoserve_models.builtin.recipes import RECIPE_SPECS
+from protoserve_models.card import ModelCard
 from protoserve_models.jobs.record import JobRecord, JobState
 from protoserve_models.training import data as datasets
+from protoserve_models.training import refit
 from protoserve_models.training.engine import Engine
 from protoserve_models.training.feedback import count_examples
 from protoserve_models.training.record import Mode, TrainingSpec, initial_run, timestamp
-from protoserve_runtime.errors import InvalidArgument, NotFound
+from protoserve_models.training.refit import REFIT
+from protoserve_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 KIND = "train"
 PROGRESS_STEPS = 100  # a run's progress is kept as rows_done / rows_total of its job
@@ -56,22 +59,16 @@ class TrainingCore:
     def _check(self, request: TrainRequest) -> TrainingSpec:
         """Everything that can be known before training; raises naming what is wrong."""
         check_idempotency_key(request.idempotency_key)
-        card, _ = self._engine.model_card(request.model)
-        recipe = self._engine.recipe_for(card, request.recipe, dict(request.parameters))
+        card, version = self._engine.model_card(request.model)
         if not (request.builtin or request.csv or request.feedback):
             raise InvalidArgument.for_field("data", "choose at least one source: builtin, csv or feedback")
-        rows = 0
-        if request.builtin:
-            if request.model not in RECIPE_SPECS:
-                raise InvalidArgument.for_field(
-                    "data.builtin", f"model {request.model} has no built-in data (built-in models: {', '.join(RECIPE_SPECS)})"
-                )
-            rows += 1  # the built-in data is never empty
-        csv_text = ""
-        if request.csv:
-            part = datasets.csv_part(card, request.csv, request.label_column, self._engine.max_csv_bytes, self._engine.limits)
-            rows += len(part.y)
-            csv_text = request.csv.decode("utf-8-sig")
+        name = self._engine.recipe_name(card, request.recipe)
+        if name == REFIT:
+            params, label_column, rows = self._check_refit(request, card, version)
+        else:
+            recipe = self._engine.recipe_for(card, name, dict(request.parameters))
+            name, params, label_column = recipe.name, recipe.params, request.label_column or datasets.DEFAULT_LABEL_COLUMN
+            rows = self._check_recipe_rows(request, card)
         if request.feedback:
             rows += int(self._examples_count(request.model))
         if rows == 0:
@@ -79,10 +76,38 @@ class TrainingCore:
                 "data", f"the chosen sources hold no rows: no labeled feedback for model {request.model} yet"
             )
         return TrainingSpec(
-            run_id=uuid.uuid4().hex, model=request.model, recipe=recipe.name, params=recipe.params,
-            builtin=request.builtin, csv=csv_text, label_column=request.label_column or datasets.DEFAULT_LABEL_COLUMN,
+            run_id=uuid.uuid4().hex, model=request.model, recipe=name, params=params,
+            builtin=request.builtin, csv=request.csv.decode("utf-8-sig") if request.csv else "", label_column=label_column,
             feedback=request.feedback, mode=request.mode, created=time.time(),
         )
+
+    def _check_recipe_rows(self, request: TrainRequest, card: ModelCard) -> int:
+        rows = 0
+        if request.builtin:
+            if request.model not in RECIPE_SPECS:
+                raise InvalidArgument.for_field(
+                    "data.builtin", f"model {request.model} has no built-in data (built-in models: {', '.join(RECIPE_SPECS)})"
+                )
+            rows += 1  # the built-in data is never empty
+        if request.csv:
+            part = datasets.csv_part(card, request.csv, request.label_column, self._engine.max_csv_bytes, self._engine.limits)
+            rows += len(part.y)
+        return rows
+
+    def _check_refit(self, request: TrainRequest, card: ModelCard, version: str) -> tuple[dict[str, Any], str, int]:
+        """The parameters, label column(s) and CSV rows of a refit of the default version."""
+        if request.builtin:
+            raise InvalidArgument.for_field(
+                "data.builtin", f"the built-in data trains the built-in recipes; recipe {REFIT!r} learns from csv and feedback"
+            )
+        if not version:
+            raise FailedPrecondition(f"model {request.model} has no version to train again")
+        params = self._engine.refit_parameters(request.model, version, dict(request.parameters))
+        labels = refit.label_columns(card, request.label_column)
+        rows = 0
+        if request.csv:
+            rows += len(refit.csv_rows(card, request.csv, labels, self._engine.max_csv_bytes))
+        return params, ",".join(labels), rows
 
     async def train(self, request: TrainRequest) -> str:
         spec = await asyncio.to_thread(self._check, request)

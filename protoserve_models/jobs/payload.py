@@ -30,8 +30,8 @@ def _text(payload: bytes) -> str:
         raise InvalidArgument.for_field("payload", f"line {line}: not valid UTF-8") from exc
 
 
-def _line_error(line: int, problem: str) -> InvalidArgument:
-    return InvalidArgument.for_field("payload", f"line {line}: {problem}")
+def _line_error(line: int, problem: str, field: str = "payload") -> InvalidArgument:
+    return InvalidArgument.for_field(field, f"line {line}: {problem}")
 
 
 def csv_rows(card: ModelCard, payload: bytes, limits: InputLimits) -> list[dict[str, Any]]:
@@ -58,7 +58,7 @@ def csv_rows(card: ModelCard, payload: bytes, limits: InputLimits) -> list[dict[
                 raise _line_error(line, f"expected {len(header)} fields, got {len(record)}")
             if len(rows) >= limits.max_rows:
                 check_row_count(len(rows) + 1, limits)
-            rows.append({name: _cell(value, kinds[name], name, line) for name, value in zip(header, record)})
+            rows.append({name: csv_cell(value, kinds[name], name, line) for name, value in zip(header, record)})
     except csv.Error as exc:
         raise _line_error(reader.line_num, f"malformed CSV: {exc}") from exc
     return rows
@@ -93,9 +93,10 @@ def numeric_csv_fast(card: ModelCard, payload: bytes, limits: InputLimits) -> np
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
-def _cell(value: str, kind: str, name: str, line: int) -> Any:
+def csv_cell(value: str, kind: str, name: str, line: int, field: str = "payload") -> Any:
     """A CSV cell as the JSON value a row would carry; an empty cell is a missing value (null),
-    which the row check accepts only where the feature is nullable. A text model's text is kept as is."""
+    which the row check accepts only where the feature is nullable. A text model's text is kept as is.
+    Errors name the line of ``field``."""
     if kind == "text":
         return value
     if value == "":
@@ -105,14 +106,14 @@ def _cell(value: str, kind: str, name: str, line: int) -> Any:
     if kind == "boolean":
         flag = _BOOLEANS.get(value.strip().lower())
         if flag is None:
-            raise _line_error(line, f"{name}: {value!r} is not true or false")
+            raise _line_error(line, f"{name}: {value!r} is not true or false", field)
         return flag
     try:
         number = float(value)
     except ValueError:
-        raise _line_error(line, f"{name}: {value!r} is not a number") from None
+        raise _line_error(line, f"{name}: {value!r} is not a number", field) from None
     if not math.isfinite(number):
-        raise _line_error(line, f"{name}: must be a finite number, got {value!r}")
+        raise _line_error(line, f"{name}: must be a finite number, got {value!r}", field)
     return int(number) if kind == "integer" and number.is_integer() else number
 
 

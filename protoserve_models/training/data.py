@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from protoserve_models.builtin.recipes import RecipeData
 from protoserve_models.card import ModelCard
 from protoserve_models.inputs import InputLimits, rows_to_inputs
+from protoserve_models.jobs.payload import csv_cell
 from protoserve_runtime.errors import InvalidArgument, ResourceExhausted
 
 SOURCES = ("builtin", "csv", "feedback")
@@ -101,7 +102,7 @@ def csv_part(card: ModelCard, payload: bytes, label_column: str, max_bytes: int,
         rows: list[dict[str, Any]] = []
         labels: list[Any] = []
         at = header.index(label_column)
-        kinds = {f.name: f.type for f in card.inputs}
+        kinds = {f.name: "text" if card.is_text else f.type for f in card.inputs}
         for record in reader:
             if not record:
                 continue
@@ -109,7 +110,7 @@ def csv_part(card: ModelCard, payload: bytes, label_column: str, max_bytes: int,
             if len(record) != len(header):
                 raise InvalidArgument.for_field("data.csv", f"line {line}: expected {len(header)} fields, got {len(record)}")
             labels.append(_truth(card, record[at].strip(), f"line {line}"))
-            rows.append({name: _cell(value, kinds[name], name, line)
+            rows.append({name: csv_cell(value, kinds[name], name, line, "data.csv")
                          for name, value in zip(header, record) if name != label_column})
     except csv.Error as exc:
         raise InvalidArgument.for_field("data.csv", f"line {reader.line_num}: malformed CSV: {exc}") from None
@@ -121,15 +122,6 @@ def csv_part(card: ModelCard, payload: bytes, label_column: str, max_bytes: int,
     except InvalidArgument as exc:  # rows[i] counts the data rows after the header from 0
         raise InvalidArgument.for_field("data.csv", f"{exc.message} (rows[i] is data row i, from 0)") from None
     return Part("csv", x, np.array(labels, dtype=object if card.task == "classification" else np.float64))
-
-
-def _cell(value: str, kind: str, name: str, line: int) -> Any:
-    if kind == "string":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidArgument.for_field("data.csv", f"line {line}: {name}: {value!r} is not a number") from None
 
 
 def _canonical(x: np.ndarray, y: np.ndarray) -> list[str]:

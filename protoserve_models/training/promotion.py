@@ -27,16 +27,21 @@ class Decision:
         return asdict(self)
 
 
-def decide(mode: Mode, task: Task, challenger: float, champion_version: str, champion: float | None,
+def decide(mode: Mode, task: Task, challenger: float | None, champion_version: str, champion: float | None,
            margin: float, champion_error: str = "") -> Decision:
-    metric = METRIC_BY_TASK[task]
+    """challenger None: the task has no held-out score (an anomaly detector, a clusterer)."""
+    metric = METRIC_BY_TASK.get(task, "")
 
     def result(promoted: bool, reason: str) -> Decision:
-        return Decision(f"PROMOTION_MODE_{mode}", promoted, champion_version, metric, challenger,
+        return Decision(f"PROMOTION_MODE_{mode}", promoted, champion_version, metric, challenger or 0.0,
                         champion if champion is not None else 0.0, margin, reason)
 
     if not champion_version:
         return result(True, "the model's first version is promoted: there is no default version to compare with")
+    if challenger is None:
+        kind = task.replace("_", " ")
+        return result(False, f"not promoted: a {kind} model has no held-out score to compare versions on; "
+                             "promote it with PromoteVersion")
     if mode == "MANUAL":
         return result(False, f"MANUAL: not promoted; {metric} {challenger:.4f} vs {champion_version}'s "
                              f"{(champion or 0.0):.4f}; promote it with PromoteVersion")

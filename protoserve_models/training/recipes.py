@@ -64,7 +64,7 @@ def _estimator_class(dotted: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
+def coerce_parameter(name: str, value: Any, default: Any) -> Any:
     """A JSON value (numbers arrive as floats) as the type of the parameter's default."""
     field = f"parameters.{name}"
     if isinstance(default, bool):
@@ -88,7 +88,7 @@ def _merge(recipe: str, defaults: dict[str, Any], overrides: Mapping[str, Any], 
             raise InvalidArgument.for_field(f"parameters.{name}", f"is not a parameter of recipe {recipe} (known: {known})")
         if name in fixed:
             raise InvalidArgument.for_field(f"parameters.{name}", "defines the model's inputs; a training run cannot change it")
-        params[name] = _coerce(name, value, defaults[name])
+        params[name] = coerce_parameter(name, value, defaults[name])
     return params
 
 

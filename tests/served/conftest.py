@@ -88,6 +88,7 @@ def served(added: dict[str, str], redis_url: str, tmp_path_factory: pytest.TempP
     shared = {
         "PROTOSERVE_REDIS_URL": redis_url, "PROTOSERVE_REDIS_PREFIX": f"served-{key}",
         "PROTOSERVE_EVENTS_STREAM": f"served-{key}:events", "PROTOSERVE_REPOSITORY_POLL_SECONDS": "0.5",
+        "PROTOSERVE_LABELED_EXAMPLES_STREAM": f"served-{key}:labeled-examples",
     }
     inference = start_inference(repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", PROTOSERVE_EVENTS_FLUSH_SECONDS="0.02",
                                 **shared)
