@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from protoserve_runtime.tracing_sdk import Tracing
 
-EXPORTERS = ("otlp", "console", "file")
+# The standard variables every service honours (read here or by the SDK); deployment files may set only these.
+OTEL_VARIABLES = (
+    "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_PROPAGATORS",
+)
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,8 @@ def test_a_jobs_batches_link_to_the_call_that_submitted_it(system: TracedSystem)
         assert {"trace_id": server["trace_id"], "span_id": server["span_id"]} in span["links"], span
     run = next(s for s in job_spans if s["name"] == "run job")
     assert run["parent_span_id"] is None and run["trace_id"] != server["trace_id"]
+    # The worker's log lines of that run carry its trace id.
+    poll(system.traces, lambda _: f'"trace_id": "{run["trace_id"]}"' in system.worker.log_text(), "the worker's log line")
 
 
 def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
