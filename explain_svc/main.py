@@ -17,7 +17,7 @@ from protoserve_models.inputs import InputLimits
 from protoserve_models.repository import ModelRepository
 from protoserve_models.serving_state import ServingTable
 from protoserve_models.state_stores import open_state_store
-from protoserve_runtime import auth
+from protoserve_runtime import auth, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
@@ -56,6 +56,7 @@ async def serve(
 ) -> None:
     """Run one worker; with a shared board it reports SERVING only while every worker is ready."""
     board = board or ReadyBoard(1)
+    traced = tracing.start("explain", tracing.TracingConfig.from_environ(settings.server.traces_file))  # in this worker
     # An explanation's numpy work is small matrices, and the service scales by processes: more BLAS
     # threads only spin against other work (a Gaussian process's 1,600-row mean took 2-3x longer).
     threadpool_limits(1)
@@ -81,12 +82,14 @@ async def serve(
         board.set(index, False)
         await follower.store.close()
         core.close()
+        if traced is not None:
+            traced.shutdown()
 
     server = settings.server
     options = ServerOptions(settings.addresses.explain_address, server.max_message_bytes, server.grace_seconds,
                             reuse_port=board.size > 1)
     serve_metrics(settings.explain_metrics_address, offset=index)
-    wrappers = [measure_rpcs, *auth.handler_wrappers(settings.auth)]
+    wrappers = [*(traced.grpc_wrappers() if traced else ()), measure_rpcs, *auth.handler_wrappers(settings.auth)]
     await run_server("explain", explain_svc.__version__, [grpc_api.binding(core)], options, load, close, wrappers, monitor=follow)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway import __version__, discovery
-from gateway.calls import Caller
+from gateway.calls import Caller, TracedCaller
 from gateway.docs_page import OIP_HTML, render_docs
 from gateway.errors import HttpError
 from gateway.examples import ModelExamples
@@ -29,6 +30,9 @@ from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.upstream import UpstreamPool, Upstreams
 from protoserve_runtime.auth import Authenticator
+
+if TYPE_CHECKING:
+    from protoserve_runtime.tracing_sdk import Tracing
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
@@ -61,10 +65,16 @@ async def _bug(request: Request, exc: Exception) -> Response:
     return await _http_error(request, HttpError(500, "INTERNAL", "internal error; see the gateway log"))
 
 
-def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[discovery.Route] | None = None) -> Starlette:
+def create_app(
+    settings: GatewaySettings, auth: Authenticator, routes: Sequence[discovery.Route] | None = None,
+    tracing: Tracing | None = None,
+) -> Starlette:
+    """tracing: when on, the app is wrapped in a server span per request and every upstream call is
+    a client span carrying the trace."""
     routes = discovery.discover_routes() if routes is None else routes
     upstreams = build_upstreams(settings)
-    caller = Caller(upstreams, auth, settings.deadline_seconds)
+    caller = (Caller(upstreams, auth, settings.deadline_seconds) if tracing is None
+              else TracedCaller(upstreams, auth, settings.deadline_seconds, tracing))
     rest = RestApi(routes, caller, settings.max_body_bytes)
     oip = OipApi(caller, settings.max_body_bytes)
     job_results = JobResults(caller)
@@ -90,6 +100,8 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
         upstreams.start()
         yield
         await upstreams.close()
+        if tracing is not None:
+            tracing.shutdown()  # worker processes skip atexit: export what is left now
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     cors = Middleware(
@@ -123,4 +135,6 @@ def create_app(settings: GatewaySettings, auth: Authenticator, routes: Sequence[
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_error, Exception: _bug},
     )
     app.router = HotRouter(http_routes, hot, lifespan=lifespan)
+    if tracing is not None:
+        return tracing.asgi(app, rest.template)  # type: ignore[no-any-return]
     return app

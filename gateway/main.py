@@ -6,26 +6,28 @@ import logging
 import socket
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from protoserve_runtime import auth, tls
+from protoserve_runtime import auth, tls, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.settings import from_env
 
 log = logging.getLogger(__name__)
 
 
-def app() -> Starlette:
-    """The app of one worker process, wired from the environment."""
+def app() -> ASGIApp:
+    """The app of one worker process, wired from the environment (tracing, when on, is set up
+    here: in each worker process)."""
     settings = from_env(GatewaySettings)
     json_logging.configure("gateway", settings.server.log_level, settings.server.log_format)
     authenticator = auth.authenticator(settings.auth)
     if not authenticator.enabled:
         log.warning("AUTH IS OFF: every call is let in (set PROTOSERVE_AUTH=on to require API keys)")
-    return create_app(settings, authenticator)
+    traced = tracing.start("gateway", tracing.TracingConfig.from_environ(settings.server.traces_file))
+    return create_app(settings, authenticator, tracing=traced)
 
 
 def main() -> None:

@@ -55,6 +55,14 @@ class RestApi:
             raise HttpError(405, "UNIMPLEMENTED", f"{method} is not allowed here; use {', '.join(sorted(set(allowed)))}")
         raise HttpError(404, "NOT_FOUND", f"no route for {method} {path}")
 
+    def template(self, method: str, path: str) -> str | None:
+        """The template of the route a request goes to (``/v1/models/{model}:predict``), to name its
+        trace span by; None when none matches."""
+        for route in self.routes:
+            if route.http_method == method and route.pattern.match(path):
+                return route.template
+        return None
+
     async def handle(self, request: Request) -> Response:
         route, values = self.match(request.method, url_path(request))
         metadata = self.caller.authorize(request, route.full_method)  # refuse before reading the body

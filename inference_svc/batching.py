@@ -41,7 +41,7 @@ def deadline_after(seconds: float | None) -> float | None:
 
 
 @dataclass
-class _Pending:
+class Pending:
     inputs: ModelInputs  # a numpy array or a DataFrame (rows_to_inputs)
     deadline: float | None
     future: asyncio.Future[PredictionBatch]
@@ -54,11 +54,13 @@ class _Pending:
 class ModelBatcher:
     """The queue and the one running call of one loaded model version (one event loop)."""
 
+    pending_type: type[Pending] = Pending  # what a queued request is recorded as (inference_svc/traced.py adds its trace)
+
     def __init__(self, model: LoadedModel, run: Runner, settings: BatchSettings) -> None:
         self.model = model
         self._run = run
         self._settings = settings
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[Pending] = deque()
         self._queued_rows = 0
         self._busy = False
         self._filled = asyncio.Event()
@@ -80,7 +82,7 @@ class ModelBatcher:
         if not self._busy and self._inline(input_rows(inputs)):
             return self._run_inline(inputs, deadline)
         future: asyncio.Future[PredictionBatch] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inputs, deadline, future))
+        self._queue.append(self.pending_type(inputs, deadline, future))
         self._queued_rows += input_rows(inputs)
         if self._queued_rows >= self._settings.max_batch_size:
             self._filled.set()
@@ -116,9 +118,9 @@ class ModelBatcher:
         except TimeoutError:
             pass
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> list[Pending]:
         """The next requests to stack, up to max_batch_size rows; expired ones are answered now."""
-        batch: list[_Pending] = []
+        batch: list[Pending] = []
         rows = 0
         now = time.monotonic()
         while self._queue:
@@ -136,7 +138,7 @@ class ModelBatcher:
             rows += pending.rows
         return batch
 
-    async def _compute(self, batch: list[_Pending]) -> None:
+    async def _compute(self, batch: list[Pending]) -> None:
         inputs = stack_inputs([p.inputs for p in batch])  # rows in order; DataFrames by pd.concat
         try:
             if self._inline(input_rows(inputs)):

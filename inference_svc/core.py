@@ -10,14 +10,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from inference_svc.batching import BatchSettings, ModelBatcher
+from inference_svc.batching import BatchSettings, ModelBatcher, Runner
 from inference_svc.cache import PredictionCache
 from inference_svc.events import new_prediction_ids
 from inference_svc.shadow import ShadowRunner
@@ -40,6 +40,9 @@ class PredictionSink(Protocol):
     ) -> None: ...
 
     def failure(self, model: str, version: str | None, error: ProtoserveError, latency_seconds: float) -> None: ...
+
+
+BatcherFactory = Callable[[LoadedModel, Runner, BatchSettings], ModelBatcher]
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class InferenceCore:
         events: PredictionSink | None = None,
         cache: PredictionCache | None = None,
         serving: ServingTable | None = None,
+        batcher: BatcherFactory = ModelBatcher,  # inference_svc/traced.py's when tracing is on
     ) -> None:
         self.repository = repository
         self.limits = limits
@@ -82,6 +86,7 @@ class InferenceCore:
         self.cache = cache  # None without Redis: predictions are not cached
         self._batching = batching or BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=256)
         self._batchers: dict[tuple[str, str], ModelBatcher] = {}
+        self._new_batcher = batcher
         # How each model is served (default, weighted routes, shadow), replaced whole by the
         # lifecycle follower; empty: the newest ready version answers, as without the lifecycle.
         self.serving = serving or ServingTable()
@@ -194,7 +199,7 @@ class InferenceCore:
         key = (loaded.name, loaded.version)
         batcher = self._batchers.get(key)
         if batcher is None or batcher.model is not loaded:  # first call, or the version was reloaded
-            batcher = self._batchers[key] = ModelBatcher(loaded, self._run, self._batching)
+            batcher = self._batchers[key] = self._new_batcher(loaded, self._run, self._batching)
         return batcher
 
     async def _run(self, loaded: LoadedModel, inputs: ModelInputs) -> PredictionBatch:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import inference_svc
 from inference_svc import events, grpc_api, v2_api
 from inference_svc.batching import BatchSettings
 from inference_svc.cache import PredictionCache
-from inference_svc.core import InferenceCore
+from inference_svc.core import InferenceCore, PredictionSink
 from inference_svc.jobs import grpc_api as jobs_api
 from inference_svc.jobs.wiring import build_jobs
 from inference_svc.lifecycle.wiring import build_lifecycle
@@ -19,7 +20,7 @@ from inference_svc.training.wiring import build_training
 from protoserve_models.inputs import InputLimits
 from protoserve_models.repository import ModelRepository
 from protoserve_models.serving_state import ServingTable
-from protoserve_runtime import auth
+from protoserve_runtime import auth, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.redis_clients import fast_async_client
@@ -34,6 +35,9 @@ from protoserve_runtime.workers import (
     wait_for_siblings,
     worker_count,
 )
+
+if TYPE_CHECKING:
+    from protoserve_runtime.tracing_sdk import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +57,25 @@ def build_core(
     settings: InferenceSettings,
     publisher: events.PredictionEventPublisher | None = None,
     cache: PredictionCache | None = None,
+    traced: Tracing | None = None,
 ) -> InferenceCore:
+    """traced: when tracing is on, batchers and the event sink that record spans (inference_svc/traced.py)."""
     models = settings.models
     repository = ModelRepository(models.model_repository, models.trusted_types, settings.fast_kernels)
     batching = BatchSettings(
         settings.max_batch_size, settings.max_queue_delay_ms / 1000, settings.max_queue_size, settings.inline_max_rows
     )
+    if traced is None:
+        return InferenceCore(
+            repository, input_limits(settings), batching=batching, events=publisher, cache=cache, serving=ServingTable()
+        )
+    from inference_svc.traced import TracedEvents, traced_batchers  # imports OpenTelemetry: only when on
+
+    stream = settings.redis.events_stream
+    sink: PredictionSink | None = None if publisher is None else TracedEvents(publisher, traced.tracer, stream)
     return InferenceCore(
-        repository, input_limits(settings), batching=batching, events=publisher, cache=cache, serving=ServingTable()
+        repository, input_limits(settings), batching=batching, events=sink, cache=cache, serving=ServingTable(),
+        batcher=traced_batchers(traced.tracer),
     )
 
 
@@ -70,11 +85,12 @@ async def serve(
     """Run one worker; with a shared board it reports SERVING only while every worker is ready.
     It follows the serving state (Redis, else state_file shared by its siblings) and the repository."""
     board = board or ReadyBoard(1)
+    traced = tracing.start("inference", tracing.TracingConfig.from_environ(settings.server.traces_file))  # in this worker
     serve_metrics(settings.inference_metrics_address, offset=index)
     publisher = events.connect(settings.redis, settings.events)
     cache = build_cache(settings)
-    core = build_core(settings, publisher, cache)
-    jobs = build_jobs(settings.redis, settings.jobs, core)  # JobService, on Redis
+    core = build_core(settings, publisher, cache, traced)
+    jobs = build_jobs(settings.redis, settings.jobs, core, traced)  # JobService, on Redis
     training = build_training(settings.redis, settings.models, settings.training, core.limits, jobs)  # TrainModel runs as a job
     lifecycle = build_lifecycle(settings.redis, settings.models, core, training, state_file)
     if publisher is not None:
@@ -102,6 +118,8 @@ async def serve(
         core.close()
         if publisher is not None:
             await publisher.close()
+        if traced is not None:
+            traced.shutdown()
 
     server = settings.server
     options = ServerOptions(
@@ -110,7 +128,7 @@ async def serve(
     bindings = [
         grpc_api.binding(core), v2_api.binding(core, board.all_ready, lifecycle.core), jobs_api.binding(jobs), lifecycle.binding
     ]
-    wrappers = [measure_rpcs, *auth.handler_wrappers(settings.auth)]
+    wrappers = [*(traced.grpc_wrappers() if traced else ()), measure_rpcs, *auth.handler_wrappers(settings.auth)]
     await run_server("inference", inference_svc.__version__, bindings, options, load, close, wrappers, monitor=follow)
 
 

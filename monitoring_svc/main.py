@@ -16,7 +16,7 @@ from monitoring_svc.drift import Thresholds
 from monitoring_svc.labeled_examples import LabeledExamples
 from monitoring_svc.profiles import ProfileStore
 from monitoring_svc.settings import MonitoringSettings
-from protoserve_runtime import auth
+from protoserve_runtime import auth, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.redis_clients import async_client
@@ -30,6 +30,7 @@ async def serve(settings: MonitoringSettings) -> None:
     url = settings.redis.url
     if not url:
         raise SettingsError("the monitoring service needs Redis: set PROTOSERVE_REDIS_URL or REDIS_URL")
+    traced = tracing.start("monitoring", tracing.TracingConfig.from_environ(settings.server.traces_file))
     serve_metrics(settings.monitoring_metrics_address)
     client = async_client(url)
     keys = Keys(settings.monitoring_key_prefix)
@@ -64,10 +65,12 @@ async def serve(settings: MonitoringSettings) -> None:
         stop.set()  # the consumer finishes the batch it is applying, then stops
         await asyncio.gather(*tasks, return_exceptions=True)
         await client.aclose()
+        if traced is not None:
+            traced.shutdown()
 
     server = settings.server
     options = ServerOptions(settings.addresses.monitoring_address, server.max_message_bytes, server.grace_seconds)
-    wrappers = [measure_rpcs, *auth.handler_wrappers(settings.auth)]
+    wrappers = [*(traced.grpc_wrappers() if traced else ()), measure_rpcs, *auth.handler_wrappers(settings.auth)]
     await run_server("monitoring", monitoring_svc.__version__, [grpc_api.binding(core)], options, load, close, wrappers)
 
 

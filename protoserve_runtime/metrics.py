@@ -53,7 +53,7 @@ def serve_metrics(address: str, offset: int = 0) -> int:
     return bound
 
 
-def _code_name(context: grpc.aio.ServicerContext) -> str:
+def status_name(context: grpc.aio.ServicerContext) -> str:
     code: Any = context.code()
     if code is None:
         return "OK"
@@ -104,10 +104,10 @@ def _measured_unary(behavior: Any, metrics: _MethodMetrics) -> Any:
         code = "UNKNOWN"
         try:
             response = await behavior(request, context)
-            code = _code_name(context)
+            code = status_name(context)
             return response
         except grpc.aio.AbortError:
-            code = _code_name(context)
+            code = status_name(context)
             raise
         finally:
             metrics.observe(code, started)
@@ -126,9 +126,9 @@ def _measured_stream(behavior: Any, metrics: _MethodMetrics) -> Any:
         try:
             async for response in behavior(request, context):
                 yield response
-            code = _code_name(context)
+            code = status_name(context)
         except grpc.aio.AbortError:
-            code = _code_name(context)
+            code = status_name(context)
             raise
         finally:
             metrics.observe(code, started)

@@ -12,6 +12,7 @@ from protoserve_models.jobs.record import JobKeys
 from protoserve_models.repository import ModelRepository
 from protoserve_models.training.engine import build_engine
 from protoserve_runtime import logging as json_logging
+from protoserve_runtime import tracing
 from protoserve_runtime.redis_clients import sync_client
 from protoserve_runtime.settings import from_env
 from worker_svc.settings import WorkerSettings
@@ -35,13 +36,21 @@ def main() -> None:
     engine = build_engine(client, settings.redis, models, settings.training, limits)
     # Heartbeats well inside the visibility timeout: a fit can outlast it.
     training = TrainingRunner(engine, settings.jobs.job_visibility_timeout_seconds / 4)
-    worker = Worker(repository, client, keys, settings.jobs, f"{socket.gethostname()}-{os.getpid()}", training)
+    traced = tracing.start("worker", tracing.TracingConfig.from_environ(settings.server.traces_file))
+    spans = None
+    if traced is not None:
+        from worker_svc.traced import TracedJobSpans  # imports OpenTelemetry: only when on
+
+        spans = TracedJobSpans(traced)
+    worker = Worker(repository, client, keys, settings.jobs, f"{socket.gethostname()}-{os.getpid()}", training, spans)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop.set())
     try:
         worker.run()
     finally:
         client.close()
+        if traced is not None:
+            traced.shutdown()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
 import redis
 
@@ -33,6 +34,22 @@ log = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 
 
+class JobSpans(Protocol):
+    """Spans of a job's run and of each batch it predicts (worker_svc/traced.py when tracing is on)."""
+
+    def job(self, record: JobRecord) -> AbstractContextManager[object]: ...
+
+    def batch(self, record: JobRecord, rows: int) -> AbstractContextManager[object]: ...
+
+
+class NoSpans:
+    def job(self, record: JobRecord) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def batch(self, record: JobRecord, rows: int) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
 def ensure_group(client: redis.Redis, keys: JobKeys) -> None:
     try:  # from id 0: jobs queued before any worker existed are read too
         client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)
@@ -44,9 +61,10 @@ def ensure_group(client: redis.Redis, keys: JobKeys) -> None:
 class Worker:
     def __init__(
         self, repository: ModelRepository, client: redis.Redis, keys: JobKeys, settings: JobSettings, consumer: str,
-        training: TrainingRunner | None = None,
+        training: TrainingRunner | None = None, spans: JobSpans | None = None,
     ) -> None:
         self.repository = repository
+        self.spans = spans or NoSpans()
         self.client = client
         self.keys = keys
         self.settings = settings
@@ -118,10 +136,11 @@ class Worker:
                                        "rows": record.rows_total, "attempt": record.attempts})
         self._written = 0
         try:
-            if record.kind == "train":
-                self._train(record, msg, token)
-            else:
-                self._predict(record, msg, token)
+            with self.spans.job(record):
+                if record.kind == "train":
+                    self._train(record, msg, token)
+                else:
+                    self._predict(record, msg, token)
         except ProtoserveError as exc:  # the job cannot succeed: no retry
             self._drop_pages(job_id, token, self._written)
             self._call(self._release, job_id, msg, token, "fail", exc.message, self.settings.job_max_attempts)
@@ -148,7 +167,8 @@ class Worker:
                 self._call(self._release, record.job_id, msg, token, "shutdown", "", self.settings.job_max_attempts)
                 log.info("job handed back on shutdown", extra={"job": record.job_id})
                 return
-            outputs = model.predict(inputs[start:stop])
+            with self.spans.batch(record, stop - start):
+                outputs = model.predict(inputs[start:stop])
             pipe = self.client.pipeline(transaction=False)
             for offset in range(0, len(outputs), page_size):
                 page = encode_batch(outputs.take(offset, offset + page_size))

@@ -82,11 +82,18 @@ def _check_job_id(job_id: str) -> str:
     return job_id
 
 
+def no_traceparent() -> str:
+    return ""
+
+
 class JobCore:
     def __init__(
-        self, inference: InferenceCore, client: redis.asyncio.Redis | None, keys: JobKeys, settings: JobSettings
+        self, inference: InferenceCore, client: redis.asyncio.Redis | None, keys: JobKeys, settings: JobSettings,
+        traceparent: Callable[[], str] = no_traceparent,
     ) -> None:
+        """traceparent: the submitting call's W3C traceparent, kept with the job (its workers' spans link to it)."""
         self._inference = inference
+        self._traceparent = traceparent
         self._client = client
         self.keys = keys
         self.settings = settings
@@ -123,6 +130,9 @@ class JobCore:
         """Queue a job durably (any kind: predictions, a training run); the job as accepted, or the
         earlier job when its idempotency key was used before for the same request."""
         job_id, key, now = str(fields["id"]), str(fields["idem"]), float(fields["created"])
+        parent = self._traceparent()
+        if parent:
+            fields = {**fields, "traceparent": parent}
         flat = [str(item) for pair in fields.items() for item in pair]
         created, value = await self.client.eval(  # type: ignore[misc]
             scripts.SUBMIT, 5,

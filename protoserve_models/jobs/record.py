@@ -63,6 +63,7 @@ class JobRecord:
     worker: str
     kind: str = ""  # "" for a prediction job, "train" for a training run (inference_svc/training)
     training: str = ""  # a training run: the run as JSON (inference_svc/training/record.py)
+    traceparent: str = ""  # W3C traceparent of the call that submitted the job, when tracing was on
 
     @classmethod
     def from_hash(cls, data: dict[bytes, bytes]) -> JobRecord:
@@ -92,4 +93,5 @@ class JobRecord:
             worker=text("worker"),
             kind=text("kind"),
             training=text("training"),
+            traceparent=text("traceparent"),
         )

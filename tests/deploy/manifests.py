@@ -12,6 +12,7 @@ import yaml
 
 from protoserve_cli.main import parser
 from protoserve_runtime.settings import describe
+from protoserve_runtime.tracing import OTEL_VARIABLES
 from tests.harness import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -29,8 +30,9 @@ SERVICE_SETTINGS: dict[str, list[str]] = {
 
 
 def read_variables(service: str) -> set[str]:
-    """Every PROTOSERVE_* variable the service reads (the fields of its settings dataclasses)."""
-    names: set[str] = set()
+    """Every PROTOSERVE_* variable the service reads (the fields of its settings dataclasses), and the
+    standard OTEL_* variables of tracing, which every service sets up."""
+    names: set[str] = set(OTEL_VARIABLES)
     for path in SERVICE_SETTINGS[service]:
         module, _, cls = path.partition(":")
         names |= {row[0] for row in describe(getattr(importlib.import_module(module), cls))}

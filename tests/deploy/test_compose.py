@@ -95,3 +95,18 @@ def test_prometheus_scrapes_every_metrics_port() -> None:
             assert scraped[name]["names"] == [name]
             assert scraped[name]["port"] == port_of(service["environment"][variable])
     assert set(scraped) <= set(PROTOSERVE)
+
+
+def test_tracing_profile_runs_jaeger_and_every_service_passes_otel_through() -> None:
+    """`docker compose --profile tracing up` adds Jaeger with OTLP on 4317; every protoserve service
+    takes the OTLP endpoint (and sampler) from the shell, so tracing stays off unless it is given."""
+    jaeger = SERVICES["jaeger"]
+    assert jaeger["profiles"] == ["tracing"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    assert any(str(port).endswith(":4317") for port in jaeger["ports"])
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    for name, service in PROTOSERVE.items():
+        env = service["environment"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "${OTEL_EXPORTER_OTLP_ENDPOINT:-}", name
+        assert env["OTEL_TRACES_SAMPLER"].startswith("${OTEL_TRACES_SAMPLER:-"), name
+        assert "jaeger" not in service.get("depends_on", {}), f"{name} must start without the tracing profile"
