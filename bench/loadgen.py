@@ -1,6 +1,6 @@
 """A low-overhead Open Inference Protocol load generator: prebuilt request bytes over grpc.aio.
 
-Each client process opens a few channels and keeps ``concurrency / processes`` calls in flight,
+Each client process opens `connections` channels (4 by default) and keeps ``concurrency / processes`` calls in flight,
 sending the same serialized ModelInferRequest (no protobuf work per call) and counting only
 answers with gRPC status OK. Latencies are recorded after a warm-up. The driving loop (`drive`)
 and the process fan-out (`run`) are shared with bench/http_loadgen.py, which sends v2 JSON.
@@ -66,6 +66,20 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def tree_rss(pid: int) -> tuple[int, int]:
+    """Resident bytes summed over a process and all its descendants (shared pages counted in each),
+    and how many processes that is."""
+    root = psutil.Process(pid)
+    total = count = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+            count += 1
+        except psutil.NoSuchProcess:
+            pass
+    return total, count
+
+
 async def _cpu_window(server_pid: int, measure_from: float, stop_at: float) -> float:
     await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
     start = tree_cpu(server_pid)
@@ -110,14 +124,17 @@ async def drive(
 
 
 async def grpc_client(
-    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None
+    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None,
+    connections: int = CHANNELS_PER_PROCESS,
 ) -> Result:
-    """Open Inference Protocol over gRPC: ModelInfer with the prebuilt request, OK = status OK."""
+    """Open Inference Protocol over gRPC: ModelInfer with the prebuilt request, OK = status OK; calls
+    spread over `connections` channels (at most one per call in flight). Bind it with functools.partial."""
     # Several connections (a local subchannel pool each), as many clients would open, so that the
-    # kernel can spread them over servers that share the port with SO_REUSEPORT.
+    # kernel can spread them over servers that share the port with SO_REUSEPORT; one connection
+    # shows what a single client (one HTTP/2 connection, one server process) gets.
     channels = [
         grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(min(concurrency, CHANNELS_PER_PROCESS))
+        for _ in range(min(concurrency, connections))
     ]
 
     def sender(call: grpc.aio.UnaryUnaryMultiCallable) -> Sender:
