@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 
-@bentoml.service(workers=int(os.environ.get("BENCH_WORKERS", "1")))
+# No access log: the other servers write no line per request either.
+@bentoml.service(workers=int(os.environ.get("BENCH_WORKERS", "1")), logging={"access": {"enabled": False}})
 class Classifier:
     def __init__(self) -> None:
         self.model = joblib.load(os.environ["BENCH_MODEL_FILE"])

@@ -28,6 +28,13 @@ def server_ready(url: str, timeout: float = 1.0, path: str = "/v2/health/ready")
         return False
 
 
+def post(url: str, body: bytes, timeout: float = 30) -> bytes:
+    """One POST of a JSON body; the answer's body (an HTTPError when its status is not 2xx)."""
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return bytes(response.read())
+
+
 def post_request(url: str, body: bytes) -> bytes:
     """The whole HTTP/1.1 POST of a JSON body to url, as bytes on the wire."""
     parts = urllib.parse.urlsplit(url)

@@ -53,6 +53,12 @@ def server_ready(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
+def call(address: str, request: bytes, timeout: float = 30) -> bytes:
+    """One ModelInfer with the prebuilt request; the serialized answer."""
+    with grpc.insecure_channel(address) as channel:
+        return bytes(channel.unary_unary(MODEL_INFER)(request, timeout=timeout))
+
+
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of a process and all its descendants."""
     total = 0.0
@@ -66,18 +72,16 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def tree_rss(pid: int) -> tuple[int, int]:
-    """Resident bytes summed over a process and all its descendants (shared pages counted in each),
-    and how many processes that is."""
+def tree_rss(pid: int) -> list[tuple[str, int]]:
+    """(name, resident bytes) of a process and each of its descendants."""
     root = psutil.Process(pid)
-    total = count = 0
+    out = []
     for p in [root, *root.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
-            count += 1
+            out.append((p.name(), p.memory_info().rss))
         except psutil.NoSuchProcess:
             pass
-    return total, count
+    return out
 
 
 async def _cpu_window(server_pid: int, measure_from: float, stop_at: float) -> float:

@@ -56,3 +56,23 @@ def json_rows(model: BenchModel, rows: int) -> bytes:
     frame = model.rows(rows)
     body = frame.to_dict(orient="records") if model.columns else frame.to_numpy(np.float64).tolist()
     return json.dumps({"rows": body}).encode()
+
+
+def grpc_probabilities(answer: bytes) -> np.ndarray:
+    """The class probabilities of a serialized ModelInferResponse (protoserve's `probabilities`,
+    MLServer's `predict_proba`), from typed or raw contents."""
+    response = v2.ModelInferResponse.FromString(answer)
+    for i, output in enumerate(response.outputs):
+        if output.name in ("probabilities", "predict_proba"):
+            if response.raw_output_contents:
+                values = np.frombuffer(response.raw_output_contents[i], dtype="<f8")
+            else:
+                values = np.array(output.contents.fp64_contents)
+            return values.reshape(list(output.shape))
+    raise ValueError(f"no probabilities in the answer's outputs {[o.name for o in response.outputs]}")
+
+
+def json_probabilities(answer: bytes) -> np.ndarray:
+    """The class probabilities of a JSON answer: Flask's {"probabilities": [...]}, BentoML's bare list."""
+    body = json.loads(answer)
+    return np.array(body["probabilities"] if isinstance(body, dict) else body, dtype=np.float64)

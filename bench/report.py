@@ -53,7 +53,7 @@ def text_row(r: Row) -> str:
     return TEXT_FORMAT.format(
         r["model"], r["target"], r["protocol"], conns, f"c{r['concurrency']}x{r['rows']}", f"{r['rps']:.0f}",
         f"{r['rows_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['cpu_ms_per_req']:.3f}", r["errors"],
-    )
+    ) + ("  WRONG ANSWERS" if r.get("answers_ok") is False else "")
 
 
 def is_peer(row: Row) -> bool:
@@ -152,8 +152,17 @@ def goals_text(run: dict[str, Any]) -> str:
 
 
 def servers_text(run: dict[str, Any]) -> str:
-    return "\n".join(f"{s['target']:<18} RSS {s['rss_kib'] / 1024:>8.1f} MiB over {s['processes']} process(es), "
-                     f"serving {', '.join(s['models'])}" for s in run["servers"])
+    return "\n".join(f"{s['target']:<18} RSS {s['rss_kib'] / 1024:>8.1f} MiB over {len(s['processes'])} process(es) "
+                     f"(largest {largest_mib(s):.1f} MiB), serving {', '.join(s['models'])}" for s in run["servers"])
+
+
+def largest_mib(server: dict[str, Any]) -> float:
+    """The largest process of a server's tree (a protoserve worker with every model loaded)."""
+    return max((kib for _, kib in server["processes"]), default=0) / 1024
+
+
+def process_sizes(server: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {kib / 1024:,.0f}" for name, kib in server["processes"])
 
 
 def markdown_table(rows: list[Row]) -> list[str]:
@@ -161,6 +170,8 @@ def markdown_table(rows: list[Row]) -> list[str]:
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         target = f"**{r['target']}**" if r["target"] == PROTOSERVE else r["target"]
+        if r.get("answers_ok") is False:  # bench/run.py's check: its answers differ from the estimator's
+            target += " (wrong answers)"
         lines.append(f"| {target} | {r['protocol']} | {point_label(r)} | {r['rps']:,.0f} | {r['rows_per_s']:,.0f} | "
                      f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_req']:.2f} | {r['errors']} |")
     return lines
@@ -177,9 +188,9 @@ def markdown(run: dict[str, Any]) -> str:
                 title += f", gRPC client over {connections} connection{'s' if connections > 1 else ''}"
             lines += ["", title, "", *markdown_table(table_rows(points, model, connections))]
     lines += ["", "#### Server memory after the run (RSS summed over the process tree)", "",
-              "| target | models | processes | RSS MiB |", "|---|---|---:|---:|"]
-    lines += [f"| {s['target']} | {', '.join(s['models'])} | {s['processes']} | {s['rss_kib'] / 1024:,.1f} |"
-              for s in run["servers"]]
+              "| target | models | processes (MiB each) | RSS MiB, all | RSS MiB, largest process |", "|---|---|---|---:|---:|"]
+    lines += [f"| {s['target']} | {', '.join(s['models'])} | {process_sizes(s)} | {s['rss_kib'] / 1024:,.1f} | "
+              f"{largest_mib(s):,.1f} |" for s in run["servers"]]
     lines += ["", "#### Goals", ""]
     for goal, found in goals(points).items():
         lines.append(f"- **{verdict(all(c.met for c in found))}**: {goal}")

@@ -34,6 +34,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import joblib
+import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
 from bench import http_loadgen, loadgen, payloads, report
@@ -67,17 +69,27 @@ class Wire:
     client: Callable[[int], loadgen.Client]
     endpoint: Callable[[str, str], str]  # (target address, model name) -> address or URL driven
     pools_connections: bool  # the client's connection count is a parameter of the point
+    probabilities: Callable[[str, bytes], np.ndarray]  # one call (endpoint, request) -> its probabilities
 
 
 def grpc_client(connections: int) -> loadgen.Client:
     return partial(loadgen.grpc_client, connections=connections)
 
 
-GRPC = Wire("v2 gRPC", loadgen.server_ready, grpc_client, lambda address, _: address, True)
+def grpc_probabilities(address: str, request: bytes) -> np.ndarray:
+    return payloads.grpc_probabilities(loadgen.call(address, request))
+
+
+def json_probabilities(url: str, body: bytes) -> np.ndarray:
+    return payloads.json_probabilities(http_loadgen.post(url, body))
+
+
+GRPC = Wire("v2 gRPC", loadgen.server_ready, grpc_client, lambda address, _: address, True, grpc_probabilities)
 FLASK_REST = Wire("REST/JSON rows", http_loadgen.server_ready, lambda _: http_loadgen.client,
-                  lambda address, model: f"{address}/models/{model}/predict", False)
+                  lambda address, model: f"{address}/models/{model}/predict", False, json_probabilities)
 BENTOML_REST = Wire("REST/JSON rows", partial(http_loadgen.server_ready, path="/readyz"), lambda _: http_loadgen.client,
-                    lambda address, _: f"{address}/predict", False)
+                    lambda address, _: f"{address}/predict", False, json_probabilities)
+CHECK_ROWS = 5
 
 
 @dataclass
@@ -89,6 +101,7 @@ class Target:
     request: Callable[[BenchModel, int], bytes]  # (model, rows per request) -> request bytes
     wire: Wire = GRPC
     env: dict[str, str] = field(default_factory=dict)
+    serves_models: bool = True  # False for the floors, whose answers are constants
 
 
 def parse_points(text: str) -> list[tuple[int, int]]:
@@ -188,10 +201,10 @@ def targets(names: list[str], models: list[str], peer_files: Mapping[str, Path])
             response = WORK / "echo-response.bin"
             response.write_bytes(echo_response())
             yield Target(name, [sys.executable, str(BENCH / "echo_server.py"), str(port), str(response)], address, models,
-                         grpc_request())
+                         grpc_request(), serves_models=False)
         elif name == "proto-floor":
             yield Target(name, [sys.executable, str(BENCH / "proto_floor_server.py"), str(port)], address, models,
-                         grpc_request())
+                         grpc_request(), serves_models=False)
         elif name == "flask-gunicorn":
             yield flask_target(name, address, models, peer_files)
         elif name.startswith("bentoml-w"):
@@ -231,6 +244,22 @@ def echo_response() -> bytes:
     return response.SerializeToString()
 
 
+def check_answers(target: Target, model: BenchModel, peer_file: Path) -> bool:
+    """Whether the target answers a few rows with the probabilities the estimator gives locally
+    (a request it misreads, say strings decoded as bytes that an encoder ignores, shows here)."""
+    endpoint = target.wire.endpoint(target.address, model.name)
+    try:
+        served = target.wire.probabilities(endpoint, target.request(model, CHECK_ROWS))
+    except Exception as error:  # any failure is a failed check, reported beside the figures
+        print(f"WARNING: {target.name} failed to answer {model.name}: {error}", flush=True)
+        return False
+    expected = joblib.load(peer_file).predict_proba(model.inputs(CHECK_ROWS))
+    if served.shape != expected.shape or not np.allclose(served, expected, rtol=1e-6, atol=1e-9):
+        print(f"WARNING: {target.name} answers {model.name} with {served.tolist()}, not {expected.tolist()}", flush=True)
+        return False
+    return True
+
+
 def measure(target: Target, model: BenchModel, connections: int, concurrency: int, rows: int, server_pid: int,
             args: argparse.Namespace) -> dict[str, Any]:
     point = loadgen.run(
@@ -245,8 +274,11 @@ def measure(target: Target, model: BenchModel, connections: int, concurrency: in
     }
 
 
-def run_target(target: Target, args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The target's points (every model it serves × connections × points) and its memory after them."""
+def run_target(
+    target: Target, peer_files: Mapping[str, Path], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The target's points (every model it serves × connections × points, each marked with whether
+    its answers were checked right) and its memory after them."""
     log = (WORK / f"{target.name}.log").open("wb")
     process = subprocess.Popen(target.command, env={**os.environ, **target.env}, cwd=ROOT, stdout=log, stderr=log)
     try:
@@ -257,12 +289,17 @@ def run_target(target: Target, args: argparse.Namespace) -> tuple[list[dict[str,
             time.sleep(0.5)
         results = []
         for name in target.models:
+            answers_ok = check_answers(target, MODELS[name], peer_files[name]) if target.serves_models else None
             for connections in args.connections if target.wire.pools_connections else [PER_REQUEST]:
                 for concurrency, rows in args.points:
                     results.append(measure(target, MODELS[name], connections, concurrency, rows, process.pid, args))
+                    results[-1]["answers_ok"] = answers_ok
                     print(report.text_row(results[-1]), flush=True)
-        rss, processes = loadgen.tree_rss(process.pid)
-        return results, {"target": target.name, "models": target.models, "rss_kib": rss // 1024, "processes": processes}
+        processes = loadgen.tree_rss(process.pid)
+        return results, {
+            "target": target.name, "models": target.models, "rss_kib": sum(rss for _, rss in processes) // 1024,
+            "processes": [[name, rss // 1024] for name, rss in processes],  # (name, KiB) each: one worker's share
+        }
     finally:
         process.terminate()
         try:
@@ -293,7 +330,7 @@ def main() -> None:
     peer_files = prepare(args.models, WORK)
     print(report.text_header())
     for target in targets(args.targets.split(","), args.models, peer_files):
-        points, server = run_target(target, args)
+        points, server = run_target(target, peer_files, args)
         run["points"] += points
         run["servers"].append(server)
     run["load_average_end"] = os.getloadavg()[0]

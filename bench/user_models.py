@@ -68,6 +68,11 @@ class BenchModel:
         frame = self.features()
         return frame.iloc[np.arange(count) % len(frame)].reset_index(drop=True)
 
+    def inputs(self, count: int) -> pd.DataFrame | np.ndarray:
+        """`count` rows as the estimator was fitted: a DataFrame, or a float matrix."""
+        frame = self.rows(count)
+        return frame if self.columns else frame.to_numpy(np.float64)
+
 
 @lru_cache(maxsize=1)
 def iris_features() -> pd.DataFrame:
