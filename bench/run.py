@@ -324,16 +324,18 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=WORK / "results.json")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
-    run = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-           "command": shlex.join([".venv/bin/python", "-m", "bench.run", *sys.argv[1:]]),
-           "cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0], "points": [], "servers": []}
+    started = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+               "command": shlex.join([".venv/bin/python", "-m", "bench.run", *sys.argv[1:]]),
+               "cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0]}
     peer_files = prepare(args.models, WORK)
     print(report.text_header())
+    points: list[dict[str, Any]] = []
+    servers = []
     for target in targets(args.targets.split(","), args.models, peer_files):
-        points, server = run_target(target, peer_files, args)
-        run["points"] += points
-        run["servers"].append(server)
-    run["load_average_end"] = os.getloadavg()[0]
+        measured, server = run_target(target, peer_files, args)
+        points += measured
+        servers.append(server)
+    run = {**started, "load_average_end": os.getloadavg()[0], "points": points, "servers": servers}
     args.output.write_text(json.dumps(run, indent=2))
     print()
     print(report.servers_text(run))
