@@ -189,8 +189,9 @@ def targets(names: list[str], models: list[str], peer_files: Mapping[str, Path])
         port = free_port()
         address = f"127.0.0.1:{port}"
         if name == "protoserve":
+            # Metrics on (as by default) but on free ports: the default 9100 may be taken on a shared machine.
             env = {"PROTOSERVE_MODEL_REPOSITORY": str(WORK / "models"), "PROTOSERVE_INFERENCE_ADDRESS": address,
-                   "PROTOSERVE_LOG_LEVEL": "warning"}
+                   "PROTOSERVE_LOG_LEVEL": "warning", "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0"}
             yield Target(name, [sys.executable, "-m", "inference_svc.main"], address, models, grpc_request(), env=env)
         elif name.startswith("mlserver-pw"):
             folder = mlserver_dir(int(name.removeprefix("mlserver-pw")), port, peer_files)
