@@ -57,7 +57,8 @@ def text_row(r: Row) -> str:
 
 
 def is_peer(row: Row) -> bool:
-    return row["target"] != PROTOSERVE and row["target"] not in FLOORS
+    """A peer's point with answers (no latency figures without them)."""
+    return row["target"] != PROTOSERVE and row["target"] not in FLOORS and row["rps"] > 0
 
 
 def connection_counts(points: list[Row], model: str) -> list[int]:

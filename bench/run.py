@@ -271,7 +271,7 @@ def measure(target: Target, model: BenchModel, connections: int, concurrency: in
         "model": model.name, "target": target.name, "protocol": target.wire.name, "connections": connections,
         "concurrency": concurrency, "rows": rows, "rps": point.rps, "rows_per_s": point.rps * rows,
         "p50_ms": point.percentile(50), "p99_ms": point.percentile(99),
-        "cpu_ms_per_req": point.cpu_ms_per_request, "errors": point.errors,
+        "cpu_ms_per_req": point.cpu_ms_per_request if point.requests else float("nan"), "errors": point.errors,
     }
 
 
@@ -280,7 +280,7 @@ def run_target(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The target's points (every model it serves × connections × points, each marked with whether
     its answers were checked right) and its memory after them."""
-    log = (WORK / f"{target.name}.log").open("wb")
+    log = (WORK / f"{target.name}-{'+'.join(target.models)}.log").open("wb")
     process = subprocess.Popen(target.command, env={**os.environ, **target.env}, cwd=ROOT, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 180
