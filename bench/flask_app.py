@@ -1,23 +1,26 @@
-"""The hand-written peer: a Flask app serving a fitted scikit-learn classifier over Open Inference
-Protocol REST, as a user would write it, run under gunicorn's sync workers.
+"""The hand-written peer: a Flask app serving fitted scikit-learn classifiers as a user would write
+it, run under gunicorn's sync workers.
 
-    BENCH_MODEL_FILE=model.joblib gunicorn -w 2 -b 127.0.0.1:8080 --chdir bench flask_app:app
+    BENCH_MODEL_DIR=dir-of-joblib-files gunicorn -w 2 -b 127.0.0.1:8080 --chdir bench flask_app:app
 
-POST /v2/models/<name>/infer takes a v2 JSON body (the first input tensor, FP64 [rows, features])
-and answers predict_proba as a v2 JSON response. It runs in its own venv (bench/.venv-flask), so
-it imports nothing from the project.
+Every `<name>.joblib` in BENCH_MODEL_DIR is served at POST /models/<name>/predict, which takes
+{"rows": [...]} and answers {"probabilities": [[...], ...]} from predict_proba. A model fitted on a
+DataFrame gets `pd.DataFrame(rows)` built per request (rows as records); any other gets the rows
+as a float matrix. It runs in its own venv (bench/.venv-flask), so it imports nothing from the project.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 from flask import Flask, Response, jsonify, request
 
 app = Flask(__name__)
-model = joblib.load(os.environ["BENCH_MODEL_FILE"])
+models = {path.stem: joblib.load(path) for path in Path(os.environ["BENCH_MODEL_DIR"]).glob("*.joblib")}
 
 
 @app.get("/v2/health/ready")
@@ -25,18 +28,15 @@ def ready() -> Response:
     return jsonify({"ready": True})
 
 
-@app.post("/v2/models/<name>/infer")
-def infer(name: str) -> Response | tuple[Response, int]:
+@app.post("/models/<name>/predict")
+def predict(name: str) -> Response | tuple[Response, int]:
+    model = models.get(name)
+    if model is None:
+        return jsonify({"error": f"no model {name!r}"}), 404
     try:
-        tensor = request.get_json(silent=True)["inputs"][0]
-        rows = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+        rows = request.get_json(silent=True)["rows"]
+        inputs = pd.DataFrame(rows) if hasattr(model, "feature_names_in_") else np.asarray(rows, dtype=np.float64)
+        probabilities = model.predict_proba(inputs)
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        return jsonify({"error": f"bad input tensor: {error}"}), 400
-    probabilities = model.predict_proba(rows)
-    return jsonify({
-        "model_name": name,
-        "outputs": [{
-            "name": "predict_proba", "datatype": "FP64", "shape": list(probabilities.shape),
-            "data": probabilities.ravel().tolist(),
-        }],
-    })
+        return jsonify({"error": f"bad rows: {error}"}), 400
+    return jsonify({"probabilities": probabilities.tolist()})

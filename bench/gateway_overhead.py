@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO))
 from bench.explain_latency import measure as latency  # noqa: E402
 from bench.explain_latency import warmup_calls  # noqa: E402  (one timing loop for every bench)
 from bench.loadgen import server_ready  # noqa: E402
-from bench.run import ensure_mlserver, mlserver_dir  # noqa: E402
+from bench.run import WORK, ensure_mlserver, mlserver_dir  # noqa: E402
+from bench.user_models import BUILTIN, export_builtin  # noqa: E402
 from protoserve_models.builtin.build import build_models  # noqa: E402
 from protoserve_runtime.redis_server import free_port  # noqa: E402
 from tests.gateway.conftest import start_gateway  # noqa: E402
@@ -55,7 +56,8 @@ MLSERVER_BODY = {**V2_BODY, "outputs": [{"name": "predict_proba"}]}
 @contextmanager
 def mlserver(repository: Path) -> Iterator[tuple[str, int]]:
     """MLServer serving iris-knn with one parallel worker (its default); yields its REST base URL and pid."""
-    folder = mlserver_dir(repository, 1, free_port())
+    estimator = export_builtin(repository, BUILTIN, WORK / "estimators" / f"{BUILTIN}.joblib")
+    folder = mlserver_dir(1, free_port(), {BUILTIN: estimator})
     http_port = json.loads((folder / "settings.json").read_text())["http_port"]
     url = f"http://127.0.0.1:{http_port}"
     log = (folder / "mlserver.log").open("wb")

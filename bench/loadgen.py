@@ -1,6 +1,6 @@
 """A low-overhead Open Inference Protocol load generator: prebuilt request bytes over grpc.aio.
 
-Each client process opens a few channels and keeps ``concurrency / processes`` calls in flight,
+Each client process opens `connections` channels (4 by default) and keeps ``concurrency / processes`` calls in flight,
 sending the same serialized ModelInferRequest (no protobuf work per call) and counting only
 answers with gRPC status OK. Latencies are recorded after a warm-up. The driving loop (`drive`)
 and the process fan-out (`run`) are shared with bench/http_loadgen.py, which sends v2 JSON.
@@ -53,6 +53,12 @@ def server_ready(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
+def call(address: str, request: bytes, timeout: float = 30) -> bytes:
+    """One ModelInfer with the prebuilt request; the serialized answer."""
+    with grpc.insecure_channel(address) as channel:
+        return bytes(channel.unary_unary(MODEL_INFER)(request, timeout=timeout))
+
+
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of a process and all its descendants."""
     total = 0.0
@@ -64,6 +70,18 @@ def tree_cpu(pid: int) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def tree_rss(pid: int) -> list[tuple[str, int]]:
+    """(name, resident bytes) of a process and each of its descendants."""
+    root = psutil.Process(pid)
+    out = []
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            out.append((p.name(), p.memory_info().rss))
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 async def _cpu_window(server_pid: int, measure_from: float, stop_at: float) -> float:
@@ -110,14 +128,17 @@ async def drive(
 
 
 async def grpc_client(
-    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None
+    address: str, request: bytes, concurrency: int, warmup: float, duration: float, server_pid: int | None,
+    connections: int = CHANNELS_PER_PROCESS,
 ) -> Result:
-    """Open Inference Protocol over gRPC: ModelInfer with the prebuilt request, OK = status OK."""
+    """Open Inference Protocol over gRPC: ModelInfer with the prebuilt request, OK = status OK; calls
+    spread over `connections` channels (at most one per call in flight). Bind it with functools.partial."""
     # Several connections (a local subchannel pool each), as many clients would open, so that the
-    # kernel can spread them over servers that share the port with SO_REUSEPORT.
+    # kernel can spread them over servers that share the port with SO_REUSEPORT; one connection
+    # shows what a single client (one HTTP/2 connection, one server process) gets.
     channels = [
         grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(min(concurrency, CHANNELS_PER_PROCESS))
+        for _ in range(min(concurrency, connections))
     ]
 
     def sender(call: grpc.aio.UnaryUnaryMultiCallable) -> Sender:
