@@ -20,6 +20,7 @@ from protoserve_models.state_stores import open_state_store
 from protoserve_runtime import auth, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
+from protoserve_runtime.native_threads import limit_native_threads
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
 from protoserve_runtime.workers import (
@@ -88,7 +89,7 @@ async def serve(
     server = settings.server
     options = ServerOptions(settings.addresses.explain_address, server.max_message_bytes, server.grace_seconds,
                             reuse_port=board.size > 1)
-    serve_metrics(settings.explain_metrics_address, offset=index)
+    serve_metrics(settings.explain_metrics_address, offset=index, restarts=settings.server.restarts)
     wrappers = [*(traced.grpc_wrappers() if traced else ()), measure_rpcs, *auth.handler_wrappers(settings.auth)]
     await run_server("explain", explain_svc.__version__, [grpc_api.binding(core)], options, load, close, wrappers, monitor=follow)
 
@@ -105,6 +106,7 @@ def main() -> None:
     if workers is not None:
         settings = from_env(ExplainSettings, explain_workers=workers)
     json_logging.configure("explain", settings.server.log_level, settings.server.log_format)
+    limit_native_threads(settings.models.model_threads)  # before the workers start: they inherit it
     group = WorkerGroup("explain", settings.addresses.explain_address, settings.server.grace_seconds)
     run_workers(
         group,

@@ -23,6 +23,7 @@ from protoserve_models.serving_state import ServingTable
 from protoserve_runtime import auth, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
+from protoserve_runtime.native_threads import limit_native_threads
 from protoserve_runtime.redis_clients import fast_async_client
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
 from protoserve_runtime.settings import from_env
@@ -86,7 +87,7 @@ async def serve(
     It follows the serving state (Redis, else state_file shared by its siblings) and the repository."""
     board = board or ReadyBoard(1)
     traced = tracing.start("inference", tracing.TracingConfig.from_environ(settings.server.traces_file))  # in this worker
-    serve_metrics(settings.inference_metrics_address, offset=index)
+    serve_metrics(settings.inference_metrics_address, offset=index, restarts=settings.server.restarts)
     publisher = events.connect(settings.redis, settings.events)
     cache = build_cache(settings)
     core = build_core(settings, publisher, cache, traced)
@@ -144,6 +145,7 @@ def main() -> None:
     if workers is not None:
         settings = from_env(InferenceSettings, inference_workers=workers)
     json_logging.configure("inference", settings.server.log_level, settings.server.log_format)
+    limit_native_threads(settings.models.model_threads)  # before the workers start: they inherit it
     group = WorkerGroup("inference", settings.addresses.inference_address, settings.server.grace_seconds)
     run_workers(
         group, worker_count(settings.inference_workers), lambda: asyncio.run(serve(settings)), "inference_svc.main", (settings,)

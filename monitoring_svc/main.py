@@ -31,7 +31,7 @@ async def serve(settings: MonitoringSettings) -> None:
     if not url:
         raise SettingsError("the monitoring service needs Redis: set PROTOSERVE_REDIS_URL or REDIS_URL")
     traced = tracing.start("monitoring", tracing.TracingConfig.from_environ(settings.server.traces_file))
-    serve_metrics(settings.monitoring_metrics_address)
+    serve_metrics(settings.monitoring_metrics_address, restarts=settings.server.restarts)
     client = async_client(url)
     keys = Keys(settings.monitoring_key_prefix)
     windows = [Window(name, seconds) for name, seconds in settings.windows]

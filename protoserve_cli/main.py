@@ -57,6 +57,7 @@ def _start_abort(child: Any, stop: Any) -> Callable[[], str]:
 def cmd_up(args: argparse.Namespace) -> int:
     from inference_svc.settings import InferenceSettings
     from protoserve_models.builtin.build import build_models
+    from protoserve_runtime.child_logs import LogRelay
     from protoserve_runtime.health import StartAborted
     from protoserve_runtime.redis_server import EmbeddedRedis
     from protoserve_runtime.settings import from_env
@@ -80,8 +81,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    supervisor = Supervisor()
+    env.update(_child_log_settings())
+    relay = LogRelay(quiet=os.environ.get("PROTOSERVE_LOG_LEVEL", "info").lower() != "debug")
+    supervisor = Supervisor(relay=relay)
     stop = StopSignals()
+    status_file = data_dir / STATUS_FILE
+    starting = ""
     try:
         for spec in SERVICES:
             addresses = replica_addresses(spec.address, replicas.get(spec.name, 1))
@@ -91,10 +96,12 @@ def cmd_up(args: argparse.Namespace) -> int:
                 if index and spec.name == "inference" and inference_settings.inference_metrics_address:
                     own["PROTOSERVE_INFERENCE_METRICS_ADDRESS"] = shift_port(
                         inference_settings.inference_metrics_address, index * METRICS_PORT_STRIDE)
+                starting = name
                 child = supervisor.start(name, [sys.executable, "-m", spec.module], {**env, **own})
                 wait_ready(spec, 120, address, _start_abort(child, stop))
             if len(addresses) > 1:  # the gateway balances over them
                 env[REPLICA_SETTINGS[spec.name]] = ",".join(addresses)
+        starting = ""
         for index in range(args.job_workers):  # job workers have no port: they read the Redis Stream
             supervisor.start(f"job-worker-{index + 1}", [sys.executable, "-m", WORKER_MODULE], env)
         print("\nprotoserve is up:")
@@ -107,29 +114,58 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"  {'':<12} replicas: {env[REPLICA_SETTINGS[spec.name]]}")
         print(f"  {'job workers':<12} {args.job_workers} (reading the job stream in Redis)")
         _print_auth_state()
+        print(f"  {'status':<12} protoserve status --data-dir {data_dir}")
         print("Press Ctrl-C to stop.\n", flush=True)
-        return 0 if supervise(supervisor, stop) else 1
+        relay.show_all()
+        return 0 if supervise(supervisor, stop, lambda: _write_status(status_file, supervisor)) else 1
     except TimeoutError as exc:
+        relay.replay(starting)
         print(f"a service did not become ready: {exc}", file=sys.stderr)
         return 1
     except StartAborted as exc:
         if stop.requested:
             return 0
+        relay.replay(starting)
         print(f"protoserve up: {exc} (its log is above); stopping", file=sys.stderr)
         return 1
     finally:
         print("stopping protoserve ...", file=sys.stderr)
+        relay.show_all()  # what the services say while they stop
         supervisor.stop_all()
+        relay.join()
+        status_file.unlink(missing_ok=True)
         if embedded:
             embedded.stop()
         print("stopped.", file=sys.stderr)
 
 
-def supervise(supervisor: Any, stop: Any) -> bool:
+STATUS_FILE = "up.json"
+
+
+def _child_log_settings() -> dict[str, str]:
+    """The children write to pipes, where they would choose JSON: they write what this terminal shows
+    (readable lines on a terminal, JSON otherwise) unless PROTOSERVE_LOG_FORMAT says."""
+    from protoserve_runtime.logging import log_format
+
+    return {"PROTOSERVE_LOG_FORMAT": log_format(os.environ.get("PROTOSERVE_LOG_FORMAT", ""), sys.stderr)}
+
+
+def _write_status(path: Path, supervisor: Any) -> None:
+    """What `protoserve status` reads: each child's pid, state and restarts, written atomically."""
+    staged = path.with_suffix(".tmp")
+    staged.write_text(json.dumps({"pid": os.getpid(), "updated": time.time(), "children": supervisor.status()}))
+    staged.replace(path)
+
+
+def supervise(supervisor: Any, stop: Any, report: Callable[[], None] = lambda: None) -> bool:
     """Keep every child running until Ctrl-C / SIGTERM: one that dies is restarted with backoff and
-    the others keep serving. False when a child keeps dying soon after it starts (it is named)."""
+    the others keep serving. False when a child keeps dying soon after it starts (it is named).
+    report() is called at the start and after every exit and restart."""
+    report()
     while not stop.requested:
+        changed = False
         for child in supervisor.exited():
+            changed = True
             code = child.process.returncode
             delay = supervisor.schedule_restart(child)
             if delay is None:
@@ -139,10 +175,31 @@ def supervise(supervisor: Any, stop: Any) -> bool:
             print(f"protoserve up: {child.name} exited with code {code}; restarting it in {delay:g} s",
                   file=sys.stderr, flush=True)
         for child in supervisor.restart_due():
+            changed = True
             print(f"protoserve up: {child.name} restarted (restart {child.restarts}, pid {child.process.pid})",
                   file=sys.stderr, flush=True)
+        if changed:
+            report()
         time.sleep(0.2)
     return True
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """What `protoserve up` (running from the same data directory) supervises, and the restarts."""
+    path = _data_dir(args.data_dir) / STATUS_FILE
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"protoserve up is not running from {path.parent} (no {path.name})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"protoserve up, pid {status['pid']}")
+    print(f"  {'process':<16} {'state':<11} {'pid':>8} {'restarts':>9}")
+    for child in status["children"]:
+        print(f"  {child['name']:<16} {child['state']:<11} {child['pid']:>8} {child['restarts']:>9}")
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -333,6 +390,11 @@ def parser() -> argparse.ArgumentParser:
                     help="job worker processes to start (default 1; 0 for none)")
     up.set_defaults(func=cmd_up)
 
+    status = sub.add_parser("status", help="what `protoserve up` runs: each process, its state and restarts")
+    status.add_argument("--data-dir", help="the data directory protoserve up was started with (default .protoserve)")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_status)
+
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=list(DEPLOYABLES))
     serve.set_defaults(func=cmd_serve)
@@ -396,7 +458,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        sys.exit(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C before the services run (building the models): no traceback
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

