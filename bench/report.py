@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 PROTOSERVE = "protoserve"
-FLOORS = ("echo", "proto-floor")
+# Not peers: the floors, and protoserve with its levers off (the "before" of each lever).
+FLOORS = ("echo", "proto-floor", "protoserve-no-levers")
 THROUGHPUT_FACTOR = 3.0
 THROUGHPUT_POINTS = ((64, 1), (64, 32))
 P50_LIMITS_MS = {"iris-knn": 1.0, "penguins-pipeline": 2.0}

@@ -55,7 +55,8 @@ BENTOML_PINS = ["bentoml==1.4.40"]
 MODEL_NAMES = ",".join(MODELS)
 POINTS = "c1x1,c64x1,c64x32"  # concurrency x rows per request
 CONNECTIONS = "1,4"
-TARGETS = "echo,proto-floor,protoserve,mlserver-pw0,mlserver-pw1,mlserver-pw2,flask-gunicorn,bentoml-w1,bentoml-w2"
+TARGETS = ("echo,proto-floor,protoserve,protoserve-no-levers,mlserver-pw0,mlserver-pw1,mlserver-pw2,flask-gunicorn,"
+           "bentoml-w1,bentoml-w2")
 PER_REQUEST = 0  # the connections of an HTTP target's points: one per request in flight
 
 
@@ -188,10 +189,12 @@ def targets(names: list[str], models: list[str], peer_files: Mapping[str, Path])
     for name in names:
         port = free_port()
         address = f"127.0.0.1:{port}"
-        if name == "protoserve":
+        if name in ("protoserve", "protoserve-no-levers"):
             # Metrics on (as by default) but on free ports: the default 9100 may be taken on a shared machine.
             env = {"PROTOSERVE_MODEL_REPOSITORY": str(WORK / "models"), "PROTOSERVE_INFERENCE_ADDRESS": address,
                    "PROTOSERVE_LOG_LEVEL": "warning", "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0"}
+            if name == "protoserve-no-levers":  # the same code with its levers off: the "before" of each lever
+                env |= {"PROTOSERVE_FAST_KERNELS": "", "PROTOSERVE_MODEL_THREADS": "0"}
             yield Target(name, [sys.executable, "-m", "inference_svc.main"], address, models, grpc_request(), env=env)
         elif name.startswith("mlserver-pw"):
             folder = mlserver_dir(int(name.removeprefix("mlserver-pw")), port, peer_files)
