@@ -19,8 +19,8 @@ class ModelSettings:
         2.0, "how often each worker looks for new version directories in the model repository; 0 = never"
     )
     model_threads: int = setting(
-        1, "threads (OpenMP, BLAS) one model call may use in the inference and explain services, which run a "
-        "worker process per core already; 0 = the libraries' default (every core). OMP_NUM_THREADS, if set, wins"
+        0, "threads (OpenMP, BLAS) one model call may use in the inference and explain services' workers; "
+        "0 = the libraries' default (a thread per core). OMP_NUM_THREADS, if set, wins"
     )
     serving_state_poll_seconds: float = setting(
         0.2, "how often each worker checks the serving state (default version, routes, policy) for changes"

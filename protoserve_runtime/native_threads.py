@@ -1,9 +1,11 @@
 """How many threads the native libraries under scikit-learn (OpenMP, OpenBLAS, MKL) may use.
 
-A service that runs a worker process per core gains nothing from a model call that starts a thread
-per core too: on a busy server the threads of every worker fight over the same cores. A
-HistGradientBoostingClassifier's predict_proba of one row took 28 ms with OpenMP's default threads
-and 3 ms with one, beside a second worker, on a 2-core machine (bench/run.py, cancer-trees).
+A service that runs a worker process per core may not want a model call that starts a thread per
+core too: the threads of every worker then share the same cores. It depends on the model and the
+load, so the libraries' default stays unless PROTOSERVE_MODEL_THREADS says: measured on the 2-core
+machine (bench/run.py, cancer-trees, a HistGradientBoostingClassifier), one thread made one-row calls
+at concurrency 1 faster (p50 10.1 against 12.1 ms) but most batched points at concurrency 64 slower
+(146 against 341 requests/s of one row), where the batcher hands the model many rows at a time.
 """
 
 from __future__ import annotations

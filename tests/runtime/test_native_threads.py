@@ -1,5 +1,5 @@
 """A service's native thread pools (OpenMP under scikit-learn, BLAS) are limited to
-PROTOSERVE_MODEL_THREADS unless the user set OMP_NUM_THREADS and friends."""
+PROTOSERVE_MODEL_THREADS when it is set, unless the user set OMP_NUM_THREADS and friends."""
 
 from __future__ import annotations
 
