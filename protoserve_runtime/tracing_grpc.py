@@ -4,8 +4,9 @@ is on; health checks and reflection are left untraced (load balancers poll them 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -34,11 +35,22 @@ def server_spans(tracer: trace.Tracer) -> HandlerWrapper:
         attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
         inner = behavior_of(handler)
 
-        def start(context: grpc.aio.ServicerContext) -> Any:
-            return tracer.start_as_current_span(
+        @contextlib.contextmanager
+        def traced(context: grpc.aio.ServicerContext) -> Iterator[None]:
+            """The call's span: its status from the call's code, or from what escaped the handler."""
+            with tracer.start_as_current_span(
                 name, context=propagate.extract(_carrier(context)), kind=trace.SpanKind.SERVER, attributes=attributes,
                 record_exception=False, set_status_on_exception=False,
-            )
+            ) as span:
+                try:
+                    yield
+                except grpc.aio.AbortError:  # the handler answered with a status: the context has it
+                    finish(span, context)
+                    raise
+                except BaseException as exc:
+                    failed(span, exc)
+                    raise
+                finish(span, context)
 
         def finish(span: trace.Span, context: grpc.aio.ServicerContext) -> None:
             code = status_name(context)
@@ -54,33 +66,16 @@ def server_spans(tracer: trace.Tracer) -> HandlerWrapper:
 
         if inspect.isasyncgenfunction(inner):
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                with start(context) as span:
-                    try:
-                        async for item in inner(request, context):
-                            yield item
-                    except grpc.aio.AbortError:
-                        finish(span, context)
-                        raise
-                    except BaseException as exc:
-                        failed(span, exc)
-                        raise
-                    finish(span, context)
+                with traced(context):
+                    async for item in inner(request, context):
+                        yield item
 
             return with_behavior(handler, stream)
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with start(context) as span:
-                try:
-                    result = inner(request, context)
-                    response = await result if inspect.isawaitable(result) else result
-                except grpc.aio.AbortError:
-                    finish(span, context)
-                    raise
-                except BaseException as exc:
-                    failed(span, exc)
-                    raise
-                finish(span, context)
-                return response
+            with traced(context):
+                result = inner(request, context)
+                return await result if inspect.isawaitable(result) else result
 
         return with_behavior(handler, call)
 
