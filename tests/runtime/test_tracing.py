@@ -20,6 +20,7 @@ import pytest
 
 from protoserve_runtime.tracing import TracingConfig
 from tests.conftest import start_inference
+from tests.explain.conftest import start_explain
 from tests.gateway.conftest import GatewayProcess, start_gateway
 from tests.harness import REPO_ROOT, ServiceProcess
 from tests.jobs.harness import WorkerProcess, redis_env
@@ -81,17 +82,19 @@ class TracedSystem:
 @pytest.fixture(scope="module")
 def system(model_repository: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracedSystem]:
     """Gateway (two workers), inference (two workers, no fast kernel: every call is queued in the
-    batcher), monitoring and a job worker, each appending its spans to one file."""
+    batcher), explain, monitoring and a job worker, each appending its spans to one file."""
     logs = tmp_path_factory.mktemp("tracing")
     traces = logs / "spans.jsonl"
     env = redis_env(redis_url, PROTOSERVE_TRACES_FILE=str(traces), PROTOSERVE_LOG_FORMAT="json")
     monitoring = start_monitoring(model_repository, logs, redis_url, PROTOSERVE_MONITORING_KEY_PREFIX=f"tracing-{os.getpid()}",
                                   **env)
     inference = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="2", PROTOSERVE_FAST_KERNELS="", **env)
+    explain = start_explain(model_repository, logs, PROTOSERVE_EXPLAIN_WORKERS="1", **env)
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_GATEWAY_WORKERS="2",
-                            PROTOSERVE_MONITORING_ADDRESS=monitoring.address, **env)
+                            PROTOSERVE_MONITORING_ADDRESS=monitoring.address, PROTOSERVE_EXPLAIN_ADDRESS=explain.address,
+                            **env)
     worker = WorkerProcess(model_repository, env, logs / "worker.log")
-    services: list[ServiceProcess] = [gateway, inference, monitoring]
+    services: list[ServiceProcess] = [gateway, inference, explain, monitoring]
     try:
         yield TracedSystem(gateway, traces, worker)
     finally:
@@ -142,6 +145,24 @@ def test_a_monitoring_call_through_the_gateway_is_one_trace(system: TracedSystem
     root = assert_one_tree(spans)
     server = one(spans, method, kind="SERVER")
     assert server["service"] == "protoserve-monitoring"
+    assert server["parent_span_id"] == one(spans, method, kind="CLIENT")["span_id"]
+    assert one(spans, method, kind="CLIENT")["parent_span_id"] == root["span_id"]
+
+
+def test_an_explain_call_through_the_gateway_is_one_trace(system: TracedSystem) -> None:
+    row = {"sepal_length": 6.1, "sepal_width": 2.8, "petal_length": 4.7, "petal_width": 1.2}
+    answer = httpx.post(f"{system.gateway.url}/v1/models/iris-knn:explain", json={"rows": [row]}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    method = "protoserve.explain.v1.ExplainService/Explain"
+
+    def complete(spans: list[Span]) -> list[Span] | None:
+        found = trace_of(spans, "POST /v1/models/{model}:explain")
+        return found if found and len([s for s in found if s["name"] == method]) == 2 else None
+
+    spans = poll(system.traces, complete, "the explain call's spans")
+    root = assert_one_tree(spans)
+    server = one(spans, method, kind="SERVER")
+    assert server["service"] == "protoserve-explain" and server["pid"] != root["pid"]
     assert server["parent_span_id"] == one(spans, method, kind="CLIENT")["span_id"]
     assert one(spans, method, kind="CLIENT")["parent_span_id"] == root["span_id"]
 
