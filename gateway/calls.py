@@ -77,6 +77,11 @@ class Caller:
         """metadata: what authorize already returned for this request (the key is checked once)."""
         if metadata is None:
             metadata = self.authorize(request, method)
+        return await self.send(method, message, response_parser, idempotent, metadata)
+
+    async def send(self, method: str, message: Any, response_parser: Callable[[bytes], Any], idempotent: bool,
+                   metadata: list[tuple[str, str]]) -> Any:
+        """The upstream call itself, the request authorized."""
         service = method.split("/")[1]
         try:
             return await self.upstreams.for_service(service).unary(
@@ -94,16 +99,7 @@ class TracedCaller(Caller):
         super().__init__(upstreams, auth, timeout)
         self.tracing = tracing
 
-    async def call(
-        self,
-        request: Request,
-        method: str,
-        message: Any,
-        response_parser: Callable[[bytes], Any],
-        idempotent: bool,
-        metadata: list[tuple[str, str]] | None = None,
-    ) -> Any:
-        if metadata is None:
-            metadata = self.authorize(request, method)
+    async def send(self, method: str, message: Any, response_parser: Callable[[bytes], Any], idempotent: bool,
+                   metadata: list[tuple[str, str]]) -> Any:
         with self.tracing.client_span(method) as carried:
-            return await super().call(request, method, message, response_parser, idempotent, [*metadata, *carried])
+            return await super().send(method, message, response_parser, idempotent, [*metadata, *carried])

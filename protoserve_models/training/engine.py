@@ -329,7 +329,7 @@ class Engine:
         champion_error = ""
         if truth is not None:
             y_text = truth if card.task == "regression" else np.array([str(v) for v in truth.tolist()], dtype=object)
-            challenger_score = _score(LoadedModel(new_card, estimator), x_test, y_text)
+            challenger_score = _score(challenger, x_test, y_text)
             champion_score, champion_error = self._champion_score(spec.model, champion, x_test, y_text, served)
         return Fitted(new_card, estimator, REFIT, dict(spec.params), rows.fingerprint(), len(train), len(test),
                       rows.counts(), challenger_score, champion_score, champion_error, tuple(targets))

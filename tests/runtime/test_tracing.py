@@ -132,39 +132,37 @@ def test_a_rest_predict_is_one_trace_across_the_processes(system: TracedSystem) 
     assert events["attributes"]["messaging.batch.message_count"] == 1
 
 
+def forwarded_trace(system: TracedSystem, route: str, method: str, what: str) -> tuple[list[Span], Span, Span]:
+    """The trace of one REST call the gateway forwards to one gRPC method, checked to be one tree
+    of gateway span -> CLIENT span -> SERVER span; (spans, root, server span)."""
+
+    def complete(spans: list[Span]) -> list[Span] | None:
+        found = trace_of(spans, route)
+        return found if found and len([s for s in found if s["name"] == method]) == 2 else None
+
+    spans = poll(system.traces, complete, what)
+    root = assert_one_tree(spans)
+    server = one(spans, method, kind="SERVER")
+    assert server["parent_span_id"] == one(spans, method, kind="CLIENT")["span_id"]
+    assert one(spans, method, kind="CLIENT")["parent_span_id"] == root["span_id"]
+    return spans, root, server
+
+
 def test_a_monitoring_call_through_the_gateway_is_one_trace(system: TracedSystem) -> None:
     answer = httpx.get(f"{system.gateway.url}/v1/models/iris-knn/drift", timeout=30)
     assert answer.status_code == 200, answer.text
-    method = "protoserve.monitoring.v1.MonitoringService/GetDrift"
-
-    def complete(spans: list[Span]) -> list[Span] | None:
-        found = trace_of(spans, "GET /v1/models/{model}/drift")
-        return found if found and len([s for s in found if s["name"] == method]) == 2 else None
-
-    spans = poll(system.traces, complete, "the drift call's spans")
-    root = assert_one_tree(spans)
-    server = one(spans, method, kind="SERVER")
+    _, _, server = forwarded_trace(system, "GET /v1/models/{model}/drift",
+                                   "protoserve.monitoring.v1.MonitoringService/GetDrift", "the drift call's spans")
     assert server["service"] == "protoserve-monitoring"
-    assert server["parent_span_id"] == one(spans, method, kind="CLIENT")["span_id"]
-    assert one(spans, method, kind="CLIENT")["parent_span_id"] == root["span_id"]
 
 
 def test_an_explain_call_through_the_gateway_is_one_trace(system: TracedSystem) -> None:
     row = {"sepal_length": 6.1, "sepal_width": 2.8, "petal_length": 4.7, "petal_width": 1.2}
     answer = httpx.post(f"{system.gateway.url}/v1/models/iris-knn:explain", json={"rows": [row]}, timeout=60)
     assert answer.status_code == 200, answer.text
-    method = "protoserve.explain.v1.ExplainService/Explain"
-
-    def complete(spans: list[Span]) -> list[Span] | None:
-        found = trace_of(spans, "POST /v1/models/{model}:explain")
-        return found if found and len([s for s in found if s["name"] == method]) == 2 else None
-
-    spans = poll(system.traces, complete, "the explain call's spans")
-    root = assert_one_tree(spans)
-    server = one(spans, method, kind="SERVER")
+    _, root, server = forwarded_trace(system, "POST /v1/models/{model}:explain",
+                                      "protoserve.explain.v1.ExplainService/Explain", "the explain call's spans")
     assert server["service"] == "protoserve-explain" and server["pid"] != root["pid"]
-    assert server["parent_span_id"] == one(spans, method, kind="CLIENT")["span_id"]
-    assert one(spans, method, kind="CLIENT")["parent_span_id"] == root["span_id"]
 
 
 def test_a_jobs_batches_link_to_the_call_that_submitted_it(system: TracedSystem) -> None:
