@@ -20,11 +20,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from protoserve_models.inputs import ModelInputs, input_rows, stack_inputs
+from protoserve_models.inputs import ServedInputs, input_rows, stack_inputs
 from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_runtime.errors import DeadlineExceeded, ResourceExhausted
 
-Runner = Callable[[LoadedModel, ModelInputs], Awaitable[PredictionBatch]]
+Runner = Callable[[LoadedModel, ServedInputs], Awaitable[PredictionBatch]]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def deadline_after(seconds: float | None) -> float | None:
 
 @dataclass
 class Pending:
-    inputs: ModelInputs  # a numpy array or a DataFrame (rows_to_inputs)
+    inputs: ServedInputs  # a numpy array or a DataFrame model's checked columns (check_rows)
     deadline: float | None
     future: asyncio.Future[PredictionBatch]
 
@@ -73,7 +73,7 @@ class ModelBatcher:
     def _inline(self, rows: int) -> bool:
         return self.model.fast and rows <= self._settings.inline_max_rows
 
-    async def submit(self, inputs: ModelInputs, deadline: float | None = None) -> PredictionBatch:
+    async def submit(self, inputs: ServedInputs, deadline: float | None = None) -> PredictionBatch:
         if len(self._queue) >= self._settings.max_queue_size:
             raise ResourceExhausted(
                 f"model {self.model.name!r} version {self.model.version} has {len(self._queue)} requests "
@@ -91,7 +91,7 @@ class ModelBatcher:
             self._task = asyncio.create_task(self._drain())
         return await future
 
-    def _run_inline(self, inputs: ModelInputs, deadline: float | None) -> PredictionBatch:
+    def _run_inline(self, inputs: ServedInputs, deadline: float | None) -> PredictionBatch:
         """An idle model on a fast kernel answers in the caller's own step: no queue, no task, no
         turn of the loop (nothing could join the batch while the loop runs it anyway)."""
         if deadline is not None and deadline <= time.monotonic():
@@ -139,7 +139,7 @@ class ModelBatcher:
         return batch
 
     async def _compute(self, batch: list[Pending]) -> None:
-        inputs = stack_inputs([p.inputs for p in batch])  # rows in order; DataFrames by pd.concat
+        inputs = stack_inputs([p.inputs for p in batch])  # rows in order; one DataFrame per call, if any
         try:
             if self._inline(input_rows(inputs)):
                 outputs = self.model.predict(inputs)

@@ -21,7 +21,8 @@ import redis
 import redis.asyncio
 
 from protoserve_models.batch_codec import decode_batch, encode_arrays, encode_batch
-from protoserve_models.inputs import ModelInputs
+from protoserve_models.columns import ColumnInputs
+from protoserve_models.inputs import ServedInputs, input_rows
 from protoserve_models.model import LoadedModel, PredictionBatch
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ class CacheStats:
     bypassed: int = 0
 
 
-def input_digest(inputs: ModelInputs) -> str:
+def input_digest(inputs: ServedInputs) -> str:
+    if isinstance(inputs, ColumnInputs):
+        inputs = inputs.frame()  # built once: the estimator, if it is called, gets the same one
     if isinstance(inputs, pd.DataFrame):  # its canonical encoding: column names, dtypes and values
         return hashlib.sha256(encode_arrays({"inputs": inputs})).hexdigest()
     digest = hashlib.sha256()
@@ -61,13 +64,13 @@ class PredictionCache:
         self.stats = CacheStats()
         self._last_warning = 0.0
 
-    def key(self, model: LoadedModel, inputs: ModelInputs) -> str:
+    def key(self, model: LoadedModel, inputs: ServedInputs) -> str:
         return f"{self._prefix}:predcache:{model.name}:{model.version}:{input_digest(inputs)}"
 
     async def get_or_predict(
         self,
         model: LoadedModel,
-        inputs: ModelInputs,
+        inputs: ServedInputs,
         predict: Callable[[], Awaitable[PredictionBatch]],
         skip_cache: bool = False,
     ) -> tuple[PredictionBatch, bool]:
@@ -87,7 +90,7 @@ class PredictionCache:
             except ValueError:
                 log.warning("unreadable cache entry ignored", extra={"key": key})
             else:
-                if len(batch) == len(inputs):
+                if len(batch) == input_rows(inputs):
                     self.stats.hits += 1
                     return batch, True
         self.stats.misses += 1

@@ -23,7 +23,7 @@ from inference_svc.events import new_prediction_ids
 from inference_svc.shadow import ShadowRunner
 from inference_svc.tensor_inputs import NamedTensor, check_requested, outputs_to_arrays, tensors_to_inputs
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import InputLimits, ModelInputs, rows_to_inputs
+from protoserve_models.inputs import InputLimits, ServedInputs, check_rows
 from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_models.repository import ModelRepository, VersionEntry, check_model_name
 from protoserve_models.serving_state import ServingTable
@@ -36,7 +36,7 @@ class PredictionSink(Protocol):
     """Where every prediction and failed request is reported (inference_svc.events); never blocks."""
 
     def predictions(
-        self, card: ModelCard, inputs: ModelInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
+        self, card: ModelCard, inputs: ServedInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
     ) -> None: ...
 
     def failure(self, model: str, version: str | None, error: ProtoserveError, latency_seconds: float) -> None: ...
@@ -126,12 +126,12 @@ class InferenceCore:
         loaded: LoadedModel | None = None
         try:
             loaded = self.resolve(model, version)
-            inputs = rows_to_inputs(loaded.card, rows, self.limits)
+            inputs = check_rows(loaded.card, rows, self.limits)
         except ProtoserveError as exc:
             self._failed(model, loaded.version if loaded is not None else version, exc, started)
             raise
         if not version:
-            self.shadows.start(loaded, lambda card: rows_to_inputs(card, rows, self.limits))
+            self.shadows.start(loaded, lambda card: check_rows(card, rows, self.limits))
         return await self.predict_inputs(loaded, inputs, deadline, started, use_cache=True, skip_cache=skip_cache)
 
     async def predict_tensors(
@@ -162,7 +162,7 @@ class InferenceCore:
     async def predict_inputs(
         self,
         loaded: LoadedModel,
-        inputs: ModelInputs,
+        inputs: ServedInputs,
         deadline: float | None = None,
         started: float | None = None,
         use_cache: bool = False,
@@ -202,7 +202,7 @@ class InferenceCore:
             batcher = self._batchers[key] = self._new_batcher(loaded, self._run, self._batching)
         return batcher
 
-    async def _run(self, loaded: LoadedModel, inputs: ModelInputs) -> PredictionBatch:
+    async def _run(self, loaded: LoadedModel, inputs: ServedInputs) -> PredictionBatch:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, loaded.predict, inputs)
 

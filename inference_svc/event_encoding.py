@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from protoserve.monitoring.v1 import prediction_event_pb2 as event_pb
 
+from protoserve_models.columns import ColumnInputs
+
 # Field tags: (field number << 3) | wire type (0 varint, 1 64-bit, 2 length-delimited).
 _BATCH_EVENTS = 0x0A  # PredictionEventBatch.events = 1
 _PREDICTION_ID = 0x0A  # 1
@@ -75,8 +77,8 @@ def _feature_value(value: Any) -> bytes:
 
 
 def frame_rows(frame: Any) -> list[bytes]:
-    """The inputs of each row of a DataFrame, column by column (one FeatureValue per card input)."""
-    columns = [frame[name].tolist() for name in frame.columns]
+    """The inputs of each row of a DataFrame or its checked columns (one FeatureValue per card input)."""
+    columns = frame.values if isinstance(frame, ColumnInputs) else [frame[name].tolist() for name in frame.columns]
     return [b"".join(_feature_value(v) for v in row) for row in zip(*columns)] if columns else []
 
 
@@ -96,7 +98,7 @@ def encode_predictions(
     a classifier gives labels and label_indices, a regressor values."""
     head = _head(model, version, time, latency_seconds)
     n = len(ids)
-    if hasattr(inputs, "columns"):  # a model fitted on named columns: a DataFrame
+    if isinstance(inputs, ColumnInputs) or hasattr(inputs, "columns"):  # a model fitted on named columns
         row_inputs = frame_rows(inputs)
     elif inputs.ndim == 2:
         width = inputs.shape[1] * 8

@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge
 
 from inference_svc.event_encoding import encode_failure, encode_predictions
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import ModelInputs
+from protoserve_models.inputs import ServedInputs
 from protoserve_models.model import PredictionBatch
 from protoserve_runtime.errors import ProtoserveError
 from protoserve_runtime.grpc_errors import status_code_for
@@ -80,7 +80,7 @@ class _Record:
     latency_seconds: float
     rows: int
     card: ModelCard | None = None
-    inputs: ModelInputs | None = None
+    inputs: ServedInputs | None = None
     outputs: PredictionBatch | None = None
     ids: Sequence[str] = ()
     error_code: str = ""
@@ -124,7 +124,7 @@ class PredictionEventPublisher:
     # The request path: O(1), never raises, never waits.
 
     def predictions(
-        self, card: ModelCard, inputs: ModelInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
+        self, card: ModelCard, inputs: ServedInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
     ) -> None:
         self._put(_Record(card.name, card.version, time.time(), latency_seconds, len(ids), card, inputs, outputs, ids))
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import ModelInputs
+from protoserve_models.inputs import ServedInputs
 from protoserve_models.model import LoadedModel
 from protoserve_models.repository import ModelRepository
 from protoserve_models.serving_state import ServingTable
@@ -22,7 +22,7 @@ from protoserve_runtime.errors import ProtoserveError
 
 log = logging.getLogger(__name__)
 
-InputsFor = Callable[[ModelCard], ModelInputs]  # the call's rows, checked against the shadow's card
+InputsFor = Callable[[ModelCard], ServedInputs]  # the call's rows, checked against the shadow's card
 
 
 class ShadowHost(Protocol):
@@ -31,7 +31,7 @@ class ShadowHost(Protocol):
     serving: ServingTable
     repository: ModelRepository
 
-    async def predict_inputs(self, loaded: LoadedModel, inputs: ModelInputs) -> Any: ...
+    async def predict_inputs(self, loaded: LoadedModel, inputs: ServedInputs) -> Any: ...
 
 
 class ShadowRunner:

@@ -20,8 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from protoserve_models.card import ModelCard
-from protoserve_models.inputs import InputLimits, ModelInputs, check_row_count, rows_to_inputs
+from protoserve_models.card import Feature, ModelCard
+from protoserve_models.columns import ColumnInputs
+from protoserve_models.inputs import InputLimits, ServedInputs, check_row_count, check_rows
 from protoserve_models.model import PredictionBatch
 from protoserve_runtime.errors import FieldViolation, InvalidArgument
 
@@ -115,9 +116,9 @@ def _numeric(index: int, tensor: NamedTensor, array: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def tensors_to_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: InputLimits) -> ModelInputs:
+def tensors_to_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: InputLimits) -> ServedInputs:
     """The model's input as it was fitted: a float64 matrix (rows × card features), a 1-D object
-    array of str, or (a model fitted on named columns) what rows_to_inputs makes of the columns."""
+    array of str, or (a model fitted on named columns) what check_rows makes of the columns."""
     if card.is_text:
         return _text_input(card, tensors, limits)
     if not takes_matrix(card):
@@ -127,7 +128,7 @@ def tensors_to_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: I
     return _feature_inputs(card, tensors, limits)
 
 
-def _column_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: InputLimits) -> ModelInputs:
+def _column_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: InputLimits) -> ServedInputs:
     """One tensor per column, each of its feature's datatype, checked as Predict's rows are (the
     same rules, the same input built); a violation names the tensor and the element."""
     names = card.feature_names
@@ -153,11 +154,40 @@ def _column_inputs(card: ModelCard, tensors: Sequence[NamedTensor], limits: Inpu
         elif len(column) != rows:
             raise tensor_error(index, feature.name, "shape", f"{len(column)} rows, but the other inputs have {rows}")
         columns.append(column)
+    if card.input_format == "dataframe":
+        checked = [_checked_column(card, feature, by_name[feature.name].array, column, limits)
+                   for feature, column in zip(card.inputs, columns)]
+        if all(values is not None for values in checked):
+            return ColumnInputs(card.inputs, checked)  # type: ignore[arg-type]
+    # Row by row, as Predict's rows are checked: each violation named (or a model fitted on numpy).
     row_dicts = [dict(zip(names, values)) for values in zip(*columns)]
     try:
-        return rows_to_inputs(card, row_dicts, limits)
+        return check_rows(card, row_dicts, limits)
     except InvalidArgument as exc:
         raise _as_tensor_error(exc, where) from None
+
+
+def _checked_column(card: ModelCard, feature: Feature, array: np.ndarray, values: list[object],
+                    limits: InputLimits) -> list[object] | None:
+    """A column's values when the whole column passes check_rows's checks, found with a few array
+    operations instead of one call per value; None when some value would not (then the rows are
+    checked one by one, to name each violation)."""
+    if feature.type == "double":
+        if array.dtype.kind != "f":
+            return list(np.asarray(array, dtype=np.float64).reshape(-1).tolist())  # check_number's floats
+        if np.isfinite(array).all():
+            return values
+        return values if feature.nullable and not np.isinf(array).any() else None  # NaN: missing
+    if feature.type == "integer":
+        return None if array.dtype.kind == "u" and array.size and int(array.max()) >= 2**63 else values
+    if feature.type == "boolean":
+        return values
+    max_length = feature.max_length or limits.max_text_length
+    if any(len(text) > max_length for text in values):  # type: ignore[arg-type]
+        return None
+    if feature.type == "categorical" and card.strict_categories and not set(values) <= set(feature.categories):
+        return None
+    return values
 
 
 def _typed_column(index: int, tensor: NamedTensor, kind: str, array: np.ndarray) -> list[object]:

@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, Tracer
 from inference_svc.batching import BatchSettings, ModelBatcher, Pending, Runner
 from inference_svc.core import BatcherFactory, PredictionSink
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import ModelInputs, input_rows
+from protoserve_models.inputs import ServedInputs, input_rows
 from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_runtime.errors import ProtoserveError
 
@@ -46,7 +46,7 @@ class TracedBatcher(ModelBatcher):
         self._tracer = tracer
         self._attributes = {"protoserve.model": model.name, "protoserve.model.version": model.version}
 
-    def _run_inline(self, inputs: ModelInputs, deadline: float | None) -> PredictionBatch:
+    def _run_inline(self, inputs: ServedInputs, deadline: float | None) -> PredictionBatch:
         with self._tracer.start_as_current_span(f"predict {self.model.name}", attributes={
             **self._attributes, "protoserve.batch.rows": input_rows(inputs), "protoserve.batch.requests": 1,
             "protoserve.batch.inline": True,
@@ -93,7 +93,7 @@ class TracedEvents:
         self._stream = stream
 
     def predictions(
-        self, card: ModelCard, inputs: ModelInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
+        self, card: ModelCard, inputs: ServedInputs, outputs: PredictionBatch, ids: Sequence[str], latency_seconds: float
     ) -> None:
         with self._tracer.start_as_current_span("publish prediction events", kind=trace.SpanKind.PRODUCER, attributes={
             "messaging.system": "redis", "messaging.destination.name": self._stream, "messaging.batch.message_count": len(ids),

@@ -7,8 +7,9 @@ its field as ``rows[i].feature``.
 
 A model fitted on numpy gets a float64 matrix (rows × card features), an object matrix when some
 feature is a string, or a 1-D object array of strings for a text pipeline. A model fitted on a
-pandas DataFrame gets a DataFrame built once per call, column by column, with the card's column
-names and the dtypes it was fitted with.
+pandas DataFrame gets a DataFrame with the card's column names and the dtypes it was fitted with;
+the serving path keeps its rows as checked columns (``check_rows``, protoserve_models.columns)
+and builds that DataFrame once per model call, only when the estimator itself is called.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from protoserve_models.card import Feature, ModelCard
+from protoserve_models.columns import ColumnInputs
 from protoserve_runtime.errors import FieldViolation, InvalidArgument
 
 MAX_REPORTED_VIOLATIONS = 20
@@ -30,6 +32,9 @@ _INT64_LIMIT = 2**63
 
 # What a model takes: a numpy array or, for a model fitted on one, a pandas DataFrame.
 ModelInputs: TypeAlias = np.ndarray | pd.DataFrame
+# What the serving path carries: those, or the checked columns a DataFrame is built from when the
+# estimator is called (model_input).
+ServedInputs: TypeAlias = np.ndarray | pd.DataFrame | ColumnInputs
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,16 @@ def _text_check(card: ModelCard, feature: Feature, max_length: int) -> ValueChec
 
 def rows_to_inputs(card: ModelCard, rows: Sequence[Mapping[str, Any]], limits: InputLimits) -> ModelInputs:
     """The model's input for these rows, as the model was fitted: see the module's docstring."""
+    return model_input(check_rows(card, rows, limits))
+
+
+def model_input(inputs: ServedInputs) -> ModelInputs:
+    """What the estimator itself is called with: checked columns become their DataFrame."""
+    return inputs.frame() if isinstance(inputs, ColumnInputs) else inputs
+
+
+def check_rows(card: ModelCard, rows: Sequence[Mapping[str, Any]], limits: InputLimits) -> ServedInputs:
+    """The rows checked against the card: the model's array, or a DataFrame model's checked columns."""
     check_row_count(len(rows), limits)
     names = card.feature_names
     expected = set(names)
@@ -196,34 +211,13 @@ def rows_to_inputs(card: ModelCard, rows: Sequence[Mapping[str, Any]], limits: I
                 columns[j][i] = checks[j](row[name], f"rows[{i}].{name}", violations)
     violations.raise_if_any()
     if card.input_format == "dataframe":
-        return pd.DataFrame(
-            {f.name: _frame_column(f, values) for f, values in zip(card.inputs, columns)}, copy=False
-        )
+        return ColumnInputs(card.inputs, columns)
     if card.is_numeric:  # None (an accepted null) becomes NaN, true/false 1/0
         return np.array(columns, dtype=np.float64).T.copy()
     matrix = np.empty((len(rows), len(names)), dtype=object)
     for j, values in enumerate(columns):
         matrix[:, j] = [math.nan if v is None else v for v in values]
     return matrix
-
-
-def _frame_column(feature: Feature, values: list[Any]) -> Any:
-    """One DataFrame column of the dtype the model was fitted with; nulls as pandas held them
-    in training (NaN in float and object columns, NA in pandas' nullable dtypes)."""
-    dtype = feature.dtype
-    has_null = feature.nullable and any(v is None for v in values)
-    if dtype == "category":
-        return pd.Categorical(values, categories=list(feature.categories))
-    if (dtype and dtype[0].isupper()) or dtype in ("boolean", "string", "str"):  # pandas' own dtypes: Int64, Float64, ...
-        return pd.array(values, dtype=dtype)
-    if feature.type == "double":
-        return np.array(values, dtype=dtype or np.float64)
-    if feature.type == "integer":
-        return np.array(values, dtype=np.float64 if has_null else (dtype or np.int64))
-    if feature.type == "boolean" and not has_null:
-        return np.array(values, dtype=bool)
-    # A Series, since pandas would make an object array of strings its own str dtype.
-    return pd.Series([math.nan if v is None else v for v in values], dtype=object)
 
 
 def _check_keys(row: Mapping[str, Any], expected: set[str], names: Sequence[str], i: int, violations: _Violations) -> None:
@@ -237,14 +231,16 @@ def _check_keys(row: Mapping[str, Any], expected: set[str], names: Sequence[str]
         violations.add(f"rows[{i}].{name}", f"unknown feature; the model takes {', '.join(names)}")
 
 
-def input_rows(inputs: ModelInputs) -> int:
+def input_rows(inputs: ServedInputs) -> int:
     return int(inputs.shape[0])
 
 
-def stack_inputs(parts: Sequence[ModelInputs]) -> ModelInputs:
+def stack_inputs(parts: Sequence[ServedInputs]) -> ServedInputs:
     """Several calls' inputs as one (for batching): rows in order, columns and dtypes kept."""
     if len(parts) == 1:
         return parts[0]
+    if isinstance(parts[0], ColumnInputs):
+        return ColumnInputs.stack(parts)  # type: ignore[arg-type]
     if isinstance(parts[0], pd.DataFrame):
         return pd.concat(parts, ignore_index=True)
     return np.concatenate(parts)  # type: ignore[arg-type]

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 
+from protoserve_models.columns import numeric_matrix
 from protoserve_models.linear_kernel import LinearPipelineKernel
+from protoserve_models.tree_kernel import HistGradientBoostingKernel
 
-ProbaKernel = Callable[[Any], np.ndarray]  # the model's inputs (an array or a DataFrame) -> probabilities
+ProbaKernel = Callable[[Any], np.ndarray]  # the model's inputs (an array, a DataFrame or checked columns) -> probabilities
 # How far a kernel's probabilities may be from scikit-learn's: rounding of the same arithmetic
 # in another order (the labels are the same: near-ties are answered by scikit-learn).
 KERNEL_RTOL = 1e-12
@@ -69,7 +71,8 @@ class KNeighborsKernel:
     def _magnitude(self, x: np.ndarray) -> np.ndarray:
         return np.square(x).sum(axis=1) if self._euclidean else np.abs(x).sum(axis=1)
 
-    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+    def __call__(self, inputs: Any) -> np.ndarray:
+        inputs = numeric_matrix(inputs)  # no copy for the float matrix a model fitted on numpy gets
         if inputs.shape[0] == 1 and self._k < len(self._labels):
             return self._one_row(inputs)
         if inputs.shape[0] <= BLOCK_ROWS:
@@ -149,4 +152,4 @@ def proba_kernel(estimator: Any) -> ProbaKernel | None:
     """An exact fast ``predict_proba`` for this fitted estimator, or None when there is none."""
     if KNeighborsKernel.supports(estimator):
         return KNeighborsKernel(estimator)
-    return LinearPipelineKernel.compile(estimator)
+    return LinearPipelineKernel.compile(estimator) or HistGradientBoostingKernel.compile(estimator)

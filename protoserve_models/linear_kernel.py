@@ -28,6 +28,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from protoserve_models.columns import ColumnInputs
+from protoserve_models.inputs import model_input
+
 # Rows whose two most probable classes are closer than this are handed to scikit-learn: rounding
 # could order them differently here and there.
 TIE_TOLERANCE = 1e-9
@@ -193,15 +196,23 @@ class LinearPipelineKernel:
         try:
             probabilities = self._probabilities(self._input_columns(inputs))
         except Refused:
-            return np.asarray(self._estimator.predict_proba(inputs))  # scikit-learn raises its own error
+            return np.asarray(self._estimator.predict_proba(model_input(inputs)))  # scikit-learn raises its own error
         top_two = np.sort(probabilities, axis=1)[:, -2:]
         close = np.flatnonzero(top_two[:, 1] - top_two[:, 0] <= TIE_TOLERANCE)
         if close.size:  # rounding could order them otherwise in scikit-learn: ask it
-            subset = inputs.iloc[close] if isinstance(inputs, pd.DataFrame) else inputs[close]
+            if isinstance(inputs, ColumnInputs):
+                subset: Any = inputs.take(close.tolist()).frame()
+            else:
+                subset = inputs.iloc[close] if isinstance(inputs, pd.DataFrame) else inputs[close]
             probabilities[close] = self._estimator.predict_proba(subset)
         return probabilities
 
     def _input_columns(self, inputs: Any) -> list[np.ndarray]:
+        if isinstance(inputs, ColumnInputs):
+            if self._columns is not None and self._columns != inputs.names:
+                positions = [inputs.names.index(name) for name in self._columns]
+                return [inputs.column(p) for p in positions]
+            return [inputs.column(p) for p in range(inputs.shape[1])]
         if isinstance(inputs, pd.DataFrame):
             names = self._columns if self._columns is not None else list(inputs.columns)
             return [_values(inputs[name]) for name in names]

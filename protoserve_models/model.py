@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import InputLimits, ModelInputs, rows_to_inputs
+from protoserve_models.inputs import InputLimits, ServedInputs, check_rows, model_input
 from protoserve_models.kernels import KERNEL_ATOL, KERNEL_RTOL, ProbaKernel, proba_kernel
 from protoserve_runtime.errors import FailedPrecondition, ProtoserveError
 
@@ -70,7 +70,7 @@ def _final_step(estimator: Any) -> Any:
 
 class LoadedModel:
     """One model version in memory. Inputs are already validated against the card and shaped as
-    the model was fitted (protoserve_models.inputs.rows_to_inputs)."""
+    the model was fitted, or a DataFrame model's checked columns (protoserve_models.inputs)."""
 
     def __init__(self, card: ModelCard, estimator: Any, fast_kernel: bool = False) -> None:
         self.card = card
@@ -110,7 +110,7 @@ class LoadedModel:
     def version(self) -> str:
         return self.card.version
 
-    def predict(self, inputs: ModelInputs) -> PredictionBatch:
+    def predict(self, inputs: ServedInputs) -> PredictionBatch:
         """The outputs for validated inputs; a failure of the model itself is a ModelError."""
         try:
             return self._predict(inputs)
@@ -121,12 +121,13 @@ class LoadedModel:
                 f"model {self.name!r} version {self.version} failed to predict: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _predict(self, inputs: ModelInputs) -> PredictionBatch:
+    def _predict(self, served: ServedInputs) -> PredictionBatch:
         task = self.card.task
+        if self._kernel is not None:  # it reads checked columns itself: no DataFrame is built
+            return self.classification(self._kernel(served))
+        inputs = model_input(served)
         if task == "classification":
             if self.card.probabilities:
-                if self._kernel is not None:
-                    return self.classification(self._kernel(inputs))
                 return self.classification(self.estimator.predict_proba(inputs))
             return PredictionBatch(label_indices=self._card_indices(self.estimator.predict(inputs)), scores=self._scores(inputs))
         if task == "anomaly_detection":  # predict: +1 inlier, -1 outlier
@@ -136,7 +137,7 @@ class LoadedModel:
             return PredictionBatch(label_indices=np.asarray(self.estimator.predict(inputs), dtype=np.intp).reshape(-1))
         return self._regression(inputs)
 
-    def _regression(self, inputs: ModelInputs) -> PredictionBatch:
+    def _regression(self, inputs: Any) -> PredictionBatch:
         if self._returns_std:
             mean, std = self.estimator.predict(inputs, return_std=True)
             mean_values = np.asarray(mean, dtype=np.float64).reshape(-1)
@@ -150,7 +151,7 @@ class LoadedModel:
         index = self._label_index
         return np.array([index[str(c)] for c in np.asarray(predicted).reshape(-1).tolist()], dtype=np.intp)
 
-    def _scores(self, inputs: ModelInputs) -> np.ndarray | None:
+    def _scores(self, inputs: Any) -> np.ndarray | None:
         if not self.card.decision_scores:
             return None
         scores = np.asarray(self.estimator.decision_function(inputs), dtype=np.float64)
@@ -175,8 +176,8 @@ def _checked_kernel(card: ModelCard, estimator: Any) -> ProbaKernel | None:
     columns = [card.reference_sample.get(f, []) for f in card.feature_names]
     rows = [dict(zip(card.feature_names, values)) for values in zip(*columns)]
     try:
-        sample = rows_to_inputs(card, rows, InputLimits(max_rows=max(len(rows), 1), max_text_length=10**9))
-        fast, reference = kernel(sample), np.asarray(estimator.predict_proba(sample))
+        sample = check_rows(card, rows, InputLimits(max_rows=max(len(rows), 1), max_text_length=10**9))
+        fast, reference = kernel(sample), np.asarray(estimator.predict_proba(model_input(sample)))
     except Exception:  # a sample the model cannot answer fails the load's own check, with its reason
         return kernel
     if fast.shape != reference.shape or not np.allclose(fast, reference, rtol=KERNEL_RTOL, atol=KERNEL_ATOL) or not (

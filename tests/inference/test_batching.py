@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,7 @@ from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_models.repository import PROJECT_TRUSTED_TYPES, load_model_file
 from protoserve_runtime.errors import DeadlineExceeded, ResourceExhausted
 from protoserve_runtime.grpc_errors import status_code_for
+from tests.conftest import start_inference
 
 
 def load(model_repository: Path, name: str) -> LoadedModel:
@@ -91,8 +93,19 @@ def test_expired_request_is_dropped_before_compute(model_repository: Path) -> No
     asyncio.run(scenario())
 
 
-def test_a_thousand_concurrent_requests_each_get_their_own_answer(inference_address: str, model_repository: Path) -> None:
+@pytest.fixture(scope="module")
+def roomy_inference(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A service whose queue holds every request of the test below: how many wait at once depends on
+    how fast the machine drains them, and a refusal (tested elsewhere) is not what it checks."""
+    service = start_inference(model_repository, tmp_path_factory.mktemp("roomy"), PROTOSERVE_MAX_QUEUE_SIZE="1000",
+                              PROTOSERVE_INFERENCE_WORKERS="1")
+    yield service.address
+    service.terminate()
+
+
+def test_a_thousand_concurrent_requests_each_get_their_own_answer(roomy_inference: str, model_repository: Path) -> None:
     """Distinct rows, all in flight at once over v2 gRPC; each answer equals a direct predict."""
+    inference_address = roomy_inference
     model = load(model_repository, "regression-gp")
     rng = np.random.default_rng(7)
     rows = rng.uniform([20, 18, 60, 3], [80, 45, 130, 6.5], size=(1000, 4))  # age, bmi, bp, s5

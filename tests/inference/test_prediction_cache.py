@@ -9,14 +9,17 @@ from pathlib import Path
 import grpc
 import pytest
 import skops.io as sio
+from palmerpenguins import load_penguins
 from protoserve.inference.v1 import inference_service_pb2_grpc
 from protoserve.jobs.v1 import job_service_pb2 as jobs_pb
 from protoserve.jobs.v1 import job_service_pb2_grpc as jobs_grpc
 
+from protoserve_models.adding import add_model
 from protoserve_models.card import CARD_FILE, MODEL_FILE
 from protoserve_runtime.redis_server import free_port
 from tests.inference.rows import predict_request
 from tests.jobs.harness import redis_env, start_service
+from tests.models.test_add_model import penguin_pipeline
 
 ROWS = [{"sepal_length": 6.0, "sepal_width": 2.9, "petal_length": 4.5, "petal_width": 1.5},
         {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]
@@ -24,10 +27,11 @@ SAME_ROWS_OTHER_SPELLING = [{"petal_width": 1.5, "petal_length": 4.5, "sepal_wid
                             {"petal_width": 0.2, "petal_length": 1.4, "sepal_width": 3.5, "sepal_length": 5.1}]
 
 
-def predict(address: str, rows: list[dict], version: str = "", skip_cache: bool = False) -> tuple[object, str]:
+def predict(address: str, rows: list[dict], version: str = "", skip_cache: bool = False,
+            model: str = "iris-knn") -> tuple[object, str]:
     with grpc.insecure_channel(address) as channel:
         stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
-        request = predict_request("iris-knn", rows, version)
+        request = predict_request(model, rows, version)
         request.skip_cache = skip_cache
         response, call = stub.Predict.with_call(request, timeout=10)
     # Every answer, cached or not, carries fresh prediction ids; the rest is what the cache holds.
@@ -95,3 +99,24 @@ def test_predict_answers_uncached_when_redis_is_down(model_repository: Path, tmp
     finally:
         service.terminate()
     assert "prediction cache unavailable; predicting uncached" in service.log_text()
+
+
+def test_a_dataframe_models_rows_are_cached_by_their_checked_values(redis_url: str, tmp_path: Path) -> None:
+    """A pipeline fitted on a DataFrame (strings, numbers, a missing value): the same rows spelt
+    otherwise hit; other rows miss."""
+    penguins = load_penguins()
+    add_model("penguins", penguin_pipeline(penguins), penguins, "species", tmp_path / "models")
+    rows = [{"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181, "body_mass_g": 3750,
+             "island": "Torgersen", "sex": None}]
+    respelt = [{"sex": None, "island": "Torgersen", "body_mass_g": 3750.0, "flipper_length_mm": 181.0,
+                "bill_depth_mm": 18.7, "bill_length_mm": 39.1}]
+    service = start_service(tmp_path / "models", tmp_path, redis_env(redis_url))
+    try:
+        first, cache = predict(service.address, rows, model="penguins")
+        assert cache == "miss" and first.predictions[0].classification.label == "Adelie"
+        second, cache = predict(service.address, respelt, model="penguins")
+        assert cache == "hit" and second == first
+        _, cache = predict(service.address, [{**rows[0], "island": "Dream"}], model="penguins")
+        assert cache == "miss"
+    finally:
+        service.terminate()

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
 
+from protoserve_models.columns import ColumnInputs
 from protoserve_models.inputs import InputLimits, rows_to_inputs
 from protoserve_models.model import LoadedModel, PredictionBatch
 from protoserve_models.repository import ModelRepository, VersionState
+from protoserve_models.signature import infer_feature, json_columns
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 LIMITS = InputLimits(max_rows=1_000, max_text_length=5_000)
@@ -44,6 +46,13 @@ def load(root: Path, name: str) -> LoadedModel:
     entries = repository.versions(name)
     assert all(e.state is VersionState.READY for e in entries), {e.version: e.reason for e in entries}
     return repository.get(name)
+
+
+def checked_columns(frame: pd.DataFrame) -> ColumnInputs:
+    """The rows as the serving path holds them after its checks: JSON-form values per column."""
+    features = [infer_feature(str(name), frame[name], dataframe=True) for name in frame.columns]
+    values = json_columns(frame, features)
+    return ColumnInputs(features, [values[f.name] for f in features])
 
 
 def answer(model: LoadedModel, rows: list[dict[str, Any]]) -> PredictionBatch:

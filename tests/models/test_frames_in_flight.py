@@ -1,5 +1,6 @@
-"""DataFrame inputs through the batcher (stacked with pd.concat, split back per caller), the job
-queue's byte format and the prediction cache's hash."""
+"""DataFrame inputs through the batcher (stacked, split back per caller), the job queue's byte
+format and the prediction cache's hash; and the checked columns the serving path keeps instead of a
+DataFrame until the estimator is called."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from inference_svc.batching import BatchSettings, ModelBatcher
 from inference_svc.cache import input_digest
 from protoserve_models.adding import add_model
 from protoserve_models.batch_codec import decode_arrays, decode_batch, encode_arrays, encode_batch
-from protoserve_models.inputs import ModelInputs, rows_to_inputs, stack_inputs
+from protoserve_models.columns import ColumnInputs
+from protoserve_models.inputs import ServedInputs, check_rows, model_input, rows_to_inputs, stack_inputs
 from protoserve_models.model import LoadedModel, PredictionBatch
 from tests.models.conftest import LIMITS, NUMERIC, json_rows, load
 from tests.models.test_add_model import penguin_pipeline
@@ -57,7 +59,7 @@ def test_batcher_stacks_frames_and_splits_answers(penguin_model: LoadedModel, pe
     parts = [frame_for(penguin_model, penguins, a, b) for a, b in ((0, 3), (3, 4), (4, 10))]
     calls: list[int] = []
 
-    async def run(model: LoadedModel, inputs: ModelInputs) -> PredictionBatch:
+    async def run(model: LoadedModel, inputs: ServedInputs) -> PredictionBatch:
         calls.append(len(inputs))
         await asyncio.sleep(0)
         return model.predict(inputs)
@@ -72,3 +74,41 @@ def test_batcher_stacks_frames_and_splits_answers(penguin_model: LoadedModel, pe
     assert [len(a) for a in answers] == [3, 1, 6]
     assert sum((a.label_indices.tolist() for a in answers), []) == whole.label_indices.tolist()
     assert stack_inputs(parts).dtypes.equals(parts[0].dtypes)
+
+
+def columns_for(model: LoadedModel, penguins: pd.DataFrame, start: int, stop: int) -> ColumnInputs:
+    inputs = check_rows(model.card, json_rows(penguins[NUMERIC + ["island", "sex"]].iloc[start:stop]), LIMITS)
+    assert isinstance(inputs, ColumnInputs)
+    return inputs
+
+
+def test_checked_columns_build_the_frame_rows_to_inputs_builds(penguin_model: LoadedModel, penguins: pd.DataFrame) -> None:
+    columns = columns_for(penguin_model, penguins, 0, 20)  # row 3 has no measurements and no sex
+    frame = frame_for(penguin_model, penguins, 0, 20)
+    pd.testing.assert_frame_equal(columns.frame(), frame)
+    assert columns.frame() is columns.frame() and model_input(columns) is columns.frame()  # built once
+    assert input_digest(columns) == input_digest(frame)
+    pd.testing.assert_frame_equal(columns.take([3, 0]).frame(), frame.iloc[[3, 0]].reset_index(drop=True))
+    numbers = columns.take([0, 3]).column(0)
+    assert numbers.dtype == float and numbers[0] == penguins["bill_length_mm"][0] and pd.isna(numbers[1])
+
+
+def test_batcher_stacks_checked_columns_into_one_frame_per_call(penguin_model: LoadedModel, penguins: pd.DataFrame) -> None:
+    parts = [columns_for(penguin_model, penguins, a, b) for a, b in ((0, 3), (3, 4), (4, 10))]
+    frames: list[pd.DataFrame] = []
+
+    async def run(model: LoadedModel, inputs: ServedInputs) -> PredictionBatch:
+        assert isinstance(inputs, ColumnInputs)
+        frames.append(inputs.frame())
+        await asyncio.sleep(0)
+        return model.predict(inputs)
+
+    async def scenario() -> list[PredictionBatch]:
+        batcher = ModelBatcher(penguin_model, run, BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=8))
+        return await asyncio.gather(*(batcher.submit(p) for p in parts))
+
+    answers = asyncio.run(scenario())
+    assert len(frames) == 1
+    pd.testing.assert_frame_equal(frames[0], frame_for(penguin_model, penguins, 0, 10))
+    whole = penguin_model.predict(frame_for(penguin_model, penguins, 0, 10))
+    assert sum((a.label_indices.tolist() for a in answers), []) == whole.label_indices.tolist()

@@ -18,16 +18,18 @@ from sklearn.svm import SVC
 
 from protoserve_models.kernels import KERNEL_ATOL, KERNEL_RTOL, proba_kernel
 from protoserve_models.linear_kernel import LinearPipelineKernel
-from tests.models.conftest import NUMERIC
+from tests.models.conftest import NUMERIC, checked_columns
 
 CATEGORIES = ["island", "sex"]
 
 
 def assert_same(kernel: LinearPipelineKernel, estimator: object, inputs: object) -> None:
-    fast = kernel(inputs)
     reference = estimator.predict_proba(inputs)  # type: ignore[attr-defined]
-    np.testing.assert_allclose(fast, reference, rtol=KERNEL_RTOL, atol=KERNEL_ATOL)
-    assert np.array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
+    # A DataFrame model is also fed the checked columns the serving path holds instead of a DataFrame.
+    for given in (inputs, checked_columns(inputs)) if isinstance(inputs, pd.DataFrame) else (inputs,):
+        fast = kernel(given)
+        np.testing.assert_allclose(fast, reference, rtol=KERNEL_RTOL, atol=KERNEL_ATOL)
+        assert np.array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
 
 
 def penguins_pipeline(handle_unknown: str = "ignore", categorical_imputer: bool = False) -> object:

@@ -18,7 +18,8 @@ from protoserve_runtime.redis_server import free_port
 PROTOSERVE = str(Path(sys.executable).with_name("protoserve"))
 
 
-def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float, log: Path | None = None) -> list[str]:
+    """stdout's lines up to the marker's; else fails with them and the log (its stderr), if given."""
     lines: list[str] = []
     deadline = time.monotonic() + timeout
     assert process.stdout is not None
@@ -29,7 +30,8 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> l
         lines.append(line)
         if marker in line:
             return lines
-    raise AssertionError(f"{marker!r} not printed; got:\n{''.join(lines)}")
+    said = log.read_text(errors="replace")[-4000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"{marker!r} not printed (exit code {process.poll()}); got:\n{''.join(lines)}\nstderr:\n{said}")
 
 
 def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_path: Path) -> None:
@@ -48,10 +50,11 @@ def test_up_starts_everything_and_ctrl_c_stops_it(model_repository: Path, tmp_pa
     for inherited in ("REDIS_URL", "PROTOSERVE_REDIS_URL", "PROTOSERVE_DATA_DIR"):
         env.pop(inherited, None)
     # As `make up` runs it: from a working directory, with the default data dir (relative) in it.
-    up = subprocess.Popen([PROTOSERVE, "up"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True)
+    stderr = tmp_path / "up.stderr"
+    with stderr.open("w") as log:
+        up = subprocess.Popen([PROTOSERVE, "up"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120))
+        printed = "".join(read_until(up, "Press Ctrl-C to stop", timeout=120, log=stderr))
         assert f"inference    grpc://{address}" in printed
         assert f"gateway      http://{gateway}" in printed and "AUTH IS OFF" in printed
         assert json.loads(urllib.request.urlopen(f"http://{gateway}/v1/models", timeout=30).read())["models"]
