@@ -10,7 +10,7 @@ protoserve in each), the servers' memory, and the goals:
 - protoserve's p50 at concurrency 1 under 1 ms (iris-knn) and 2 ms (penguins-pipeline);
 - protoserve's server CPU per call at c64 x 32 <= 1.3x that at c64 x 1;
 - protoserve's p99 never above the best (lowest) p99 of the peers at the same point.
-Peers are every target but protoserve and the floors (echo, proto-floor).
+Peers are every target but protoserve and the floors (echo, proto-floor, model-floor) and protoserve-no-levers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 PROTOSERVE = "protoserve"
 # Not peers: the floors, and protoserve with its levers off (the "before" of each lever).
-FLOORS = ("echo", "proto-floor", "protoserve-no-levers")
+FLOORS = ("echo", "proto-floor", "model-floor", "protoserve-no-levers")
 THROUGHPUT_FACTOR = 3.0
 THROUGHPUT_POINTS = ((64, 1), (64, 32))
 P50_LIMITS_MS = {"iris-knn": 1.0, "penguins-pipeline": 2.0}

@@ -55,7 +55,7 @@ BENTOML_PINS = ["bentoml==1.4.40"]
 MODEL_NAMES = ",".join(MODELS)
 POINTS = "c1x1,c64x1,c64x32"  # concurrency x rows per request
 CONNECTIONS = "1,4"
-TARGETS = ("echo,proto-floor,protoserve,protoserve-no-levers,mlserver-pw0,mlserver-pw1,mlserver-pw2,flask-gunicorn,"
+TARGETS = ("echo,proto-floor,model-floor,protoserve,protoserve-no-levers,mlserver-pw0,mlserver-pw1,mlserver-pw2,flask-gunicorn,"
            "bentoml-w1,bentoml-w2")
 PER_REQUEST = 0  # the connections of an HTTP target's points: one per request in flight
 
@@ -209,6 +209,9 @@ def targets(names: list[str], models: list[str], peer_files: Mapping[str, Path])
         elif name == "proto-floor":
             yield Target(name, [sys.executable, str(BENCH / "proto_floor_server.py"), str(port)], address, models,
                          grpc_request(), serves_models=False)
+        elif name == "model-floor":
+            yield Target(name, [sys.executable, str(BENCH / "model_floor_server.py"), str(port)], address, models,
+                         grpc_request(), env={"BENCH_MODEL_DIR": str(model_files(WORK / "model-floor", peer_files))})
         elif name == "flask-gunicorn":
             yield flask_target(name, address, models, peer_files)
         elif name.startswith("bentoml-w"):
