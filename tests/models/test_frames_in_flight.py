@@ -55,22 +55,27 @@ def test_new_outputs_round_trip() -> None:
     assert len(decoded) == 2 and decoded.probabilities is None
 
 
-def test_batcher_stacks_frames_and_splits_answers(penguin_model: LoadedModel, penguins: pd.DataFrame) -> None:
-    parts = [frame_for(penguin_model, penguins, a, b) for a, b in ((0, 3), (3, 4), (4, 10))]
-    calls: list[int] = []
+def through_batcher(model: LoadedModel, parts: list[ServedInputs]) -> tuple[list[PredictionBatch], list[ServedInputs]]:
+    """The parts submitted at once to one batcher: each caller's answer, and the inputs of each model call."""
+    calls: list[ServedInputs] = []
 
     async def run(model: LoadedModel, inputs: ServedInputs) -> PredictionBatch:
-        calls.append(len(inputs))
+        calls.append(inputs)
         await asyncio.sleep(0)
         return model.predict(inputs)
 
     async def scenario() -> list[PredictionBatch]:
-        batcher = ModelBatcher(penguin_model, run, BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=8))
+        batcher = ModelBatcher(model, run, BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=8))
         return await asyncio.gather(*(batcher.submit(p) for p in parts))
 
-    answers = asyncio.run(scenario())
+    return asyncio.run(scenario()), calls
+
+
+def test_batcher_stacks_frames_and_splits_answers(penguin_model: LoadedModel, penguins: pd.DataFrame) -> None:
+    parts = [frame_for(penguin_model, penguins, a, b) for a, b in ((0, 3), (3, 4), (4, 10))]
+    answers, calls = through_batcher(penguin_model, list(parts))
     whole = penguin_model.predict(stack_inputs(parts))
-    assert calls == [10]  # the three calls that met in one turn of the loop ran as one
+    assert [len(c) for c in calls] == [10]  # the three calls that met in one turn of the loop ran as one
     assert [len(a) for a in answers] == [3, 1, 6]
     assert sum((a.label_indices.tolist() for a in answers), []) == whole.label_indices.tolist()
     assert stack_inputs(parts).dtypes.equals(parts[0].dtypes)
@@ -95,20 +100,8 @@ def test_checked_columns_build_the_frame_rows_to_inputs_builds(penguin_model: Lo
 
 def test_batcher_stacks_checked_columns_into_one_frame_per_call(penguin_model: LoadedModel, penguins: pd.DataFrame) -> None:
     parts = [columns_for(penguin_model, penguins, a, b) for a, b in ((0, 3), (3, 4), (4, 10))]
-    frames: list[pd.DataFrame] = []
-
-    async def run(model: LoadedModel, inputs: ServedInputs) -> PredictionBatch:
-        assert isinstance(inputs, ColumnInputs)
-        frames.append(inputs.frame())
-        await asyncio.sleep(0)
-        return model.predict(inputs)
-
-    async def scenario() -> list[PredictionBatch]:
-        batcher = ModelBatcher(penguin_model, run, BatchSettings(max_batch_size=64, max_queue_delay=0.0, max_queue_size=8))
-        return await asyncio.gather(*(batcher.submit(p) for p in parts))
-
-    answers = asyncio.run(scenario())
-    assert len(frames) == 1
-    pd.testing.assert_frame_equal(frames[0], frame_for(penguin_model, penguins, 0, 10))
+    answers, calls = through_batcher(penguin_model, list(parts))
+    assert len(calls) == 1 and isinstance(calls[0], ColumnInputs)
+    pd.testing.assert_frame_equal(calls[0].frame(), frame_for(penguin_model, penguins, 0, 10))
     whole = penguin_model.predict(frame_for(penguin_model, penguins, 0, 10))
     assert sum((a.label_indices.tolist() for a in answers), []) == whole.label_indices.tolist()
