@@ -209,10 +209,8 @@ class LinearPipelineKernel:
 
     def _input_columns(self, inputs: Any) -> list[np.ndarray]:
         if isinstance(inputs, ColumnInputs):
-            if self._columns is not None and self._columns != inputs.names:
-                positions = [inputs.names.index(name) for name in self._columns]
-                return [inputs.column(p) for p in positions]
-            return [inputs.column(p) for p in range(inputs.shape[1])]
+            given = inputs.names
+            return [inputs.column(given.index(name)) for name in (self._columns or given)]
         if isinstance(inputs, pd.DataFrame):
             names = self._columns if self._columns is not None else list(inputs.columns)
             return [_values(inputs[name]) for name in names]

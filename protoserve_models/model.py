@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from protoserve_models.card import ModelCard
-from protoserve_models.inputs import InputLimits, ServedInputs, check_rows, model_input
+from protoserve_models.inputs import InputLimits, ModelInputs, ServedInputs, check_rows, model_input
 from protoserve_models.kernels import KERNEL_ATOL, KERNEL_RTOL, ProbaKernel, proba_kernel
 from protoserve_runtime.errors import FailedPrecondition, ProtoserveError
 
@@ -137,7 +137,7 @@ class LoadedModel:
             return PredictionBatch(label_indices=np.asarray(self.estimator.predict(inputs), dtype=np.intp).reshape(-1))
         return self._regression(inputs)
 
-    def _regression(self, inputs: Any) -> PredictionBatch:
+    def _regression(self, inputs: ModelInputs) -> PredictionBatch:
         if self._returns_std:
             mean, std = self.estimator.predict(inputs, return_std=True)
             mean_values = np.asarray(mean, dtype=np.float64).reshape(-1)
@@ -151,7 +151,7 @@ class LoadedModel:
         index = self._label_index
         return np.array([index[str(c)] for c in np.asarray(predicted).reshape(-1).tolist()], dtype=np.intp)
 
-    def _scores(self, inputs: Any) -> np.ndarray | None:
+    def _scores(self, inputs: ModelInputs) -> np.ndarray | None:
         if not self.card.decision_scores:
             return None
         scores = np.asarray(self.estimator.decision_function(inputs), dtype=np.float64)
