@@ -37,10 +37,16 @@ def stubs(address: str) -> Iterator[Stubs]:
         yield model_service_pb2_grpc.ModelServiceStub(channel), inference_service_pb2_grpc.InferenceServiceStub(channel)
 
 
+# Connections a check must hold on to count as every worker's. The kernel spreads them over the
+# workers at random, so with two workers all of them land on the same one with odds 2**-31: eight
+# connections (odds 1/128) let a wait pass while one worker was still behind, about one run in twenty.
+CONNECTIONS_FOR_EVERY_WORKER = 32
+
+
 def on_every_worker(address: str, check: Callable[[model_service_pb2_grpc.ModelServiceStub,
                                                    inference_service_pb2_grpc.InferenceServiceStub], bool]) -> bool:
-    """check holds on eight connections of their own (so on every worker, all but surely)."""
-    for _ in range(8):
+    """check holds on CONNECTIONS_FOR_EVERY_WORKER connections of their own, so on every worker."""
+    for _ in range(CONNECTIONS_FOR_EVERY_WORKER):
         with stubs(address) as (models, inference):
             if not check(models, inference):
                 return False

@@ -227,16 +227,19 @@ def test_unload_and_promote_under_load_fail_nothing(system: LifecycleSystem) -> 
 
 
 def test_new_version_directory_is_picked_up_and_policy_applies(system: LifecycleSystem, model_repository: Path) -> None:
+    with stubs(system.address) as (models, _):  # a promoted default, whichever tests ran before
+        models.PromoteVersion(pb.PromoteVersionRequest(model="iris-knn", version="1"), timeout=60)
     add_version(model_repository, system.repository, "iris-knn", "3")
 
-    def serves_3(models, inference) -> bool:  # type: ignore[no-untyped-def]
-        return version_states(models, "iris-knn").get("3") == "VERSION_STATE_READY"
+    def serves_3_and_keeps_1(models, inference) -> bool:  # type: ignore[no-untyped-def]
+        ready = version_states(models, "iris-knn").get("3") == "VERSION_STATE_READY"
+        return ready and answered_by(inference, "iris-knn", "3") == "3" and answered_by(inference, "iris-knn") == "1"
 
-    wait_until(lambda: on_every_worker(system.address, serves_3), what="version 3 ready on every worker")
-    assert on_every_worker(system.address, lambda models, inference: answered_by(inference, "iris-knn", "3") == "3")
+    wait_until(lambda: on_every_worker(system.address, serves_3_and_keeps_1),
+               what="version 3 answering on every worker, the default still 1")
     with stubs(system.address) as (models, inference):
         promoted = models.PromoteVersion(pb.PromoteVersionRequest(model="iris-knn", version="3"), timeout=60)
-        assert promoted.version == "3" and promoted.previous_version in ("1", "2")
+        assert promoted.version == "3" and promoted.previous_version == "1"
         assert answered_by(inference, "iris-knn") == "3"
         policy = models.SetVersionPolicy(pb.SetVersionPolicyRequest(
             model="iris-knn", policy=pb.VersionPolicy(latest=pb.VersionPolicy.Latest(count=1))), timeout=60)
