@@ -14,6 +14,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from tests.inference.oip import card, matrix, reference, sample_rows
+from tests.lifecycle.system import CONNECTIONS_FOR_EVERY_WORKER
 
 TABULAR = ["iris-knn", "regression-gp", "risk"]
 TEXTS = ["I absolutely love this phone, the battery is amazing!", "Terrible service, cold food.", "It is a phone."]
@@ -153,7 +154,7 @@ def test_repository_index(client) -> None:
     assert {(m.name, m.version, m.state) for m in index.models} >= {("iris-knn", "1", "READY"), ("sentiment", "1", "READY")}
 
 
-def readiness_seen(address: str, model: str, connections: int = 8) -> set[bool]:
+def readiness_seen(address: str, model: str, connections: int = CONNECTIONS_FOR_EVERY_WORKER) -> set[bool]:
     """What several separate connections (spread over the workers) say about a model."""
     seen = set()
     for _ in range(connections):
