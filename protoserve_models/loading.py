@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from protoserve_models.card import MODEL_FILE, ModelCard
 from protoserve_models.inputs import InputLimits, rows_to_inputs
@@ -45,6 +46,14 @@ def untrusted_types(path: Path, trusted: Iterable[str]) -> tuple[list[str], list
 
 
 def read_estimator(path: Path, trusted: Iterable[str]) -> Any:
+    trusted = list(trusted)
+    named = sorted({*trusted, *TRUSTED_STANDARD_TYPES})
+    try:
+        # One pass over the file when skops's defaults and the names trusted here cover every type in
+        # it, the usual case. Auditing first would read the file twice: 2 s of a text model's 4.4 s.
+        return sio.load(path, trusted=named)
+    except UntrustedTypesFoundException:
+        pass  # some type is trusted here only by its module prefix, or not at all: audit it
     accepted, refused = untrusted_types(path, trusted)
     if refused:
         raise UntrustedModelError(

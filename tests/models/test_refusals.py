@@ -15,12 +15,12 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, normalize
 
 from protoserve_models.adding import AddModelError, add_model
 from protoserve_models.card import CARD_FILE, MODEL_FILE, Feature, ModelCard
 from protoserve_models.inputs import rows_to_inputs
-from protoserve_models.loading import UntrustedModelError
+from protoserve_models.loading import UntrustedModelError, read_estimator
 from protoserve_models.model import LoadedModel, ModelError
 from protoserve_models.repository import ModelRepository, VersionState
 from protoserve_runtime.errors import InvalidArgument
@@ -72,6 +72,16 @@ def test_user_function_is_refused_at_load(tmp_path: Path, iris_frame: pd.DataFra
     trusting = ModelRepository(tmp_path, trusted_types=[USER_FUNCTION])
     assert trusting.load("iris-doubled", "1").state is VersionState.READY
     assert sio.get_untrusted_types(file=directory / MODEL_FILE) == [USER_FUNCTION]
+
+
+def test_a_scikit_learn_function_is_trusted_by_its_module(tmp_path: Path, iris_frame: pd.DataFrame) -> None:
+    """skops trusts no plain function by default; one of scikit-learn's own is let in by its module prefix."""
+    features = iris_frame.drop(columns="target")
+    model = make_pipeline(FunctionTransformer(normalize), LogisticRegression(max_iter=1_000)).fit(features, iris_frame["target"])
+    directory = add_model("iris-normalized", model, iris_frame, "target", tmp_path)
+    assert sio.get_untrusted_types(file=directory / MODEL_FILE) == ["sklearn.preprocessing._data.normalize"]
+    loaded = read_estimator(directory / MODEL_FILE, trusted=[])
+    np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
 
 
 def test_a_version_failing_its_reference_sample_fails_alone(tmp_path: Path, penguins: pd.DataFrame) -> None:
