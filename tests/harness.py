@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from protoserve_runtime import health
@@ -18,6 +20,35 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FREE_METRICS_PORTS = {
     f"PROTOSERVE_{name}_METRICS_ADDRESS": "127.0.0.1:0" for name in ("INFERENCE", "EXPLAIN", "MONITORING")
 }
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def fresh_port() -> int:
+    """A free port never handed to another service of this test run. Services started side by side
+    each pick one before any binds it, and two inference services on one port would share it
+    (SO_REUSEPORT) instead of failing."""
+    with _handed_out_lock:
+        port = free_port()
+        while port in _handed_out:
+            port = free_port()
+        _handed_out.add(port)
+        return port
+
+
+def start_side_by_side(*starts: Callable[[], ServiceProcess]) -> list[ServiceProcess]:
+    """Run several services' start functions at once (each mostly imports and loads models, and the
+    machine has two cores); if one fails, the ones that started are stopped and its error raised."""
+    with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+        errors = [future.exception() for future in futures]
+    failed = next((error for error in errors if error is not None), None)
+    if failed is not None:
+        for future, error in zip(futures, errors):
+            if error is None:
+                future.result().kill()
+        raise failed
+    return [future.result() for future in futures]
 
 
 class ServiceProcess:
@@ -33,7 +64,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 120.0) -> str:
         for _attempt in range(3):  # a port picked free can be taken before the child binds it
-            self.address = f"127.0.0.1:{free_port()}"
+            self.address = f"127.0.0.1:{fresh_port()}"
             env = {**os.environ, **FREE_METRICS_PORTS, **self.extra_env, self.address_setting: self.address}
             log = self.log_path.open("ab")
             self.process = subprocess.Popen(

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, sync_playwright
 from protoserve_runtime.auth import KeyStore
 from tests.conftest import start_inference
 from tests.explain.conftest import explain_address, explain_service, start_explain  # noqa: F401  (fixtures)
-from tests.harness import ServiceProcess
+from tests.harness import ServiceProcess, start_side_by_side
 from tests.monitoring.system import start_monitoring
 
 
@@ -83,8 +83,10 @@ def auth_system(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
     keys = {scope: store.create(f"{scope}-key", [scope])[0] for scope in SCOPED}
     settings = {"PROTOSERVE_AUTH": "on", "PROTOSERVE_DATA_DIR": str(data_dir)}
     logs = tmp_path_factory.mktemp("auth-logs")
-    inference = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", **settings)
-    explain = start_explain(model_repository, logs, **settings)
+    inference, explain = start_side_by_side(
+        lambda: start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", **settings),
+        lambda: start_explain(model_repository, logs, **settings),
+    )
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_EXPLAIN_ADDRESS=explain.address, **settings)
     yield {"keys": keys, "store": store, "inference": inference.address, "explain": explain.address, "gateway": gateway.url}
     gateway.terminate()

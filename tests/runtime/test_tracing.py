@@ -22,7 +22,7 @@ from protoserve_runtime.tracing import TracingConfig
 from tests.conftest import start_inference
 from tests.explain.conftest import start_explain
 from tests.gateway.conftest import GatewayProcess, start_gateway
-from tests.harness import REPO_ROOT, ServiceProcess
+from tests.harness import REPO_ROOT, ServiceProcess, start_side_by_side
 from tests.jobs.harness import WorkerProcess, redis_env
 from tests.monitoring.system import start_monitoring
 
@@ -86,10 +86,12 @@ def system(model_repository: Path, redis_url: str, tmp_path_factory: pytest.Temp
     logs = tmp_path_factory.mktemp("tracing")
     traces = logs / "spans.jsonl"
     env = redis_env(redis_url, PROTOSERVE_TRACES_FILE=str(traces), PROTOSERVE_LOG_FORMAT="json")
-    monitoring = start_monitoring(model_repository, logs, redis_url, PROTOSERVE_MONITORING_KEY_PREFIX=f"tracing-{os.getpid()}",
-                                  **env)
-    inference = start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="2", PROTOSERVE_FAST_KERNELS="", **env)
-    explain = start_explain(model_repository, logs, PROTOSERVE_EXPLAIN_WORKERS="1", **env)
+    monitoring, inference, explain = start_side_by_side(
+        lambda: start_monitoring(model_repository, logs, redis_url,
+                                 PROTOSERVE_MONITORING_KEY_PREFIX=f"tracing-{os.getpid()}", **env),
+        lambda: start_inference(model_repository, logs, PROTOSERVE_INFERENCE_WORKERS="2", PROTOSERVE_FAST_KERNELS="", **env),
+        lambda: start_explain(model_repository, logs, PROTOSERVE_EXPLAIN_WORKERS="1", **env),
+    )
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_GATEWAY_WORKERS="2",
                             PROTOSERVE_MONITORING_ADDRESS=monitoring.address, PROTOSERVE_EXPLAIN_ADDRESS=explain.address,
                             **env)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from tests.conftest import start_inference
 from tests.explain.conftest import start_explain
 from tests.gateway.conftest import GatewayProcess, start_gateway
-from tests.harness import ServiceProcess
+from tests.harness import ServiceProcess, start_side_by_side
 from tests.jobs.harness import WorkerProcess
 from tests.monitoring.system import start_monitoring
 from tests.served.shapes import BUILDERS, Shape
@@ -53,7 +54,9 @@ def break_a_copy(repository: Path) -> None:
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Shape]:
     root = tmp_path_factory.mktemp("user-models")
-    return {shape.name: shape for shape in (build(root) for build in BUILDERS)}
+    # Two at a time: the MLflow shapes are saved by a training script's process each, mostly importing.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return {shape.name: shape for shape in pool.map(lambda build: build(root), BUILDERS)}
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +64,13 @@ def added(shapes: dict[str, Shape], tmp_path_factory: pytest.TempPathFactory) ->
     """What `protoserve models add` printed for each shape (all added to one repository)."""
     repository = tmp_path_factory.mktemp("served-repository")
     printed = {}
-    for shape in shapes.values():
-        result = add(shape, repository)
-        assert result.returncode == 0, f"{shape.name}: {result.stderr[-3000:]}"
-        printed[shape.name] = result.stdout
+    # Two at a time, as two users adding models to one repository would: each command is a process
+    # of its own, mostly spent importing, and the machine has two cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(shapes, pool.map(lambda shape: add(shape, repository), shapes.values())))
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+        printed[name] = result.stdout
     break_a_copy(repository)
     printed["repository"] = str(repository)
     return printed
@@ -90,11 +96,13 @@ def served(added: dict[str, str], redis_url: str, tmp_path_factory: pytest.TempP
         "PROTOSERVE_EVENTS_STREAM": f"served-{key}:events", "PROTOSERVE_REPOSITORY_POLL_SECONDS": "0.5",
         "PROTOSERVE_LABELED_EXAMPLES_STREAM": f"served-{key}:labeled-examples",
     }
-    inference = start_inference(repository, logs, PROTOSERVE_INFERENCE_WORKERS="1", PROTOSERVE_EVENTS_FLUSH_SECONDS="0.02",
-                                **shared)
-    explain = start_explain(repository, logs, PROTOSERVE_EXPLAIN_WORKERS="1", **shared)
-    monitoring = start_monitoring(repository, logs, redis_url, PROTOSERVE_MONITORING_KEY_PREFIX=f"served-{key}:monitoring",
-                                  PROTOSERVE_DRIFT_MIN_ROWS="20", **shared)
+    inference, explain, monitoring = start_side_by_side(
+        lambda: start_inference(repository, logs, PROTOSERVE_INFERENCE_WORKERS="1",
+                                PROTOSERVE_EVENTS_FLUSH_SECONDS="0.02", **shared),
+        lambda: start_explain(repository, logs, PROTOSERVE_EXPLAIN_WORKERS="1", **shared),
+        lambda: start_monitoring(repository, logs, redis_url, PROTOSERVE_MONITORING_KEY_PREFIX=f"served-{key}:monitoring",
+                                 PROTOSERVE_DRIFT_MIN_ROWS="20", **shared),
+    )
     worker = WorkerProcess(repository, shared, logs / "worker.log")
     gateway = start_gateway(logs, [inference.address], PROTOSERVE_EXPLAIN_ADDRESS=explain.address,
                             PROTOSERVE_MONITORING_ADDRESS=monitoring.address)

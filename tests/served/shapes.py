@@ -165,9 +165,10 @@ def iris_mlflow(root: Path, serialization: str) -> Shape:
                    check=True, capture_output=True, cwd=REPO_ROOT, timeout=300)
     model = joblib.load(directory.with_suffix(".joblib"))
     iris = load_iris(as_frame=True)
-    iris.data.to_csv(root / "iris.csv", index=False)
+    sample = root / f"iris-{serialization}.csv"  # a file of its own: the two builders may run side by side
+    iris.data.to_csv(sample, index=False)
     flags = ["--trust-pickle"] if serialization == "cloudpickle" else []
-    return Shape(f"iris-mlflow-{serialization}", "classification", directory, root / "iris.csv", iris.data,
+    return Shape(f"iris-mlflow-{serialization}", "classification", directory, sample, iris.data,
                  model.predict, None, flags)
 
 
