@@ -26,13 +26,13 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from inference_svc.event_encoding import encode_failure, encode_predictions
+from inference_svc.event_settings import EventSettings
 from protoserve_models.card import ModelCard
 from protoserve_models.inputs import ServedInputs
 from protoserve_models.model import PredictionBatch
 from protoserve_runtime.errors import ProtoserveError
 from protoserve_runtime.grpc_errors import status_code_for
 from protoserve_runtime.redis_settings import RedisSettings
-from protoserve_runtime.settings import SettingsError, setting
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +46,6 @@ EVENTS_DROPPED = Counter(
     ["reason"],
 )
 BUFFER_ROWS = Gauge("protoserve_prediction_event_buffer_rows", "Prediction events waiting to be written to Redis.")
-
-
-@dataclass(frozen=True)
-class EventSettings:
-    events_enabled: bool = setting(True, "publish one event per prediction to the prediction-event stream")
-    events_buffer_rows: int = setting(50_000, "most events waiting in memory; more are dropped and counted")
-    events_batch_rows: int = setting(1_000, "most events written to Redis in one round trip")
-    events_flush_seconds: float = setting(0.05, "how often buffered events are written to Redis")
-    events_stream_max_length: int = setting(100_000, "the stream is trimmed to about this many entries (batches)")
-    events_timeout_seconds: float = setting(1.0, "a Redis write slower than this fails and its events are dropped")
-
-    def validate(self) -> None:
-        if self.events_buffer_rows < 1 or self.events_batch_rows < 1:
-            raise SettingsError("PROTOSERVE_EVENTS_BUFFER_ROWS and PROTOSERVE_EVENTS_BATCH_ROWS must be at least 1")
-        if self.events_flush_seconds <= 0 or self.events_timeout_seconds <= 0:
-            raise SettingsError("PROTOSERVE_EVENTS_FLUSH_SECONDS and PROTOSERVE_EVENTS_TIMEOUT_SECONDS must be positive")
 
 
 def new_prediction_ids(count: int) -> list[str]:

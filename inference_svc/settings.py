@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference_svc.events import EventSettings
+from inference_svc.event_settings import EventSettings
 from protoserve_models.jobs.settings import JobSettings
 from protoserve_models.settings import ModelSettings
 from protoserve_models.training.settings import TrainingSettings

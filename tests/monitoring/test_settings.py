@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_svc.events import EventSettings
+from inference_svc.event_settings import EventSettings
 from monitoring_svc.settings import MonitoringSettings
 from protoserve_runtime.settings import SettingsError, describe, from_env
 

@@ -208,7 +208,7 @@ def test_off_nothing_is_imported_or_wrapped(model_repository: Path, tmp_path: Pa
         from protoserve_runtime import tracing
         from gateway.main import app
         from gateway.calls import Caller
-        from inference_svc.main import build_core
+        from inference_svc.service import build_core
         from inference_svc.settings import InferenceSettings
         from inference_svc.batching import ModelBatcher
         from protoserve_runtime.settings import from_env
