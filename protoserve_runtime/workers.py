@@ -74,10 +74,6 @@ def check_address(address: str, workers: int, service: str = "inference") -> Non
         raise SettingsError(f"{prefix}_WORKERS > 1 needs a fixed port in {prefix}_ADDRESS, not port 0")
 
 
-# Called in the worker process as worker(*args, board, index, state_file).
-Worker = Callable[..., None]
-
-
 async def wait_for_siblings(board: ReadyBoard, index: int) -> None:
     """Mark this worker ready, then wait until every worker is (health stays NOT_SERVING meanwhile)."""
     board.set(index, True)
@@ -115,27 +111,25 @@ def requested_workers(prog: str, description: str) -> int | None:
     return args.workers  # type: ignore[no-any-return]
 
 
-def run_workers(
-    group: WorkerGroup, workers: int, run_alone: Callable[[], None], worker_module: str, args: tuple[Any, ...]
-) -> None:
-    """One worker in this process (run_alone), or ``workers`` processes sharing group.address, each
-    running ``worker_module``'s ``worker_main(*args, board, index, state_file)``."""
+def run_workers(group: WorkerGroup, workers: int, worker_module: str, settings: Any) -> None:
+    """One worker in this process, or ``workers`` processes sharing group.address. ``worker_module``
+    builds the service: its ``serve(settings)`` runs here, or its ``worker_main(settings, board, index,
+    state_file)`` in each worker process. A supervisor never imports it, so it holds no models nor the
+    libraries they need."""
     if workers == 1:
-        run_alone()
+        asyncio.run(importlib.import_module(worker_module).serve(settings))
         return
     check_address(group.address, workers, group.name)
-    # Import by module name so spawned workers find the target even when the service's main runs as __main__.
-    target = importlib.import_module(worker_module).worker_main
-    raise SystemExit(supervise(group, workers, target, args))
+    raise SystemExit(supervise(group, workers, worker_module, (settings,)))
 
 
-def _worker_process(worker: Worker, parent_pid: int, *args: Any) -> None:
+def _worker_process(worker_module: str, parent_pid: int, *args: Any) -> None:
     """A worker process's entry: it stops with its supervisor, then runs the service's worker."""
     die_with_parent(parent_pid)
-    worker(*args)
+    importlib.import_module(worker_module).worker_main(*args)
 
 
-def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any, ...]) -> int:
+def supervise(group: WorkerGroup, workers: int, worker_module: str, args: tuple[Any, ...]) -> int:
     """Start the workers, restart any that dies, stop them all on SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")  # no fork: gRPC and threads do not survive it
     board = ReadyBoard(workers)
@@ -146,7 +140,7 @@ def supervise(group: WorkerGroup, workers: int, worker: Worker, args: tuple[Any,
 
     def start(index: int) -> None:
         process = context.Process(
-            target=_worker_process, args=(worker, os.getpid(), *args, board, index, state_file),
+            target=_worker_process, args=(worker_module, os.getpid(), *args, board, index, state_file),
             name=f"{group.name}-worker-{index}",
         )
         process.start()

@@ -20,6 +20,11 @@ def workers_of(pid: int) -> list[psutil.Process]:
     return [c for c in psutil.Process(pid).children() if "spawn_main" in " ".join(c.cmdline())]
 
 
+def mapped_libraries(process: psutil.Process, package: str) -> list[str]:
+    """The compiled modules of a package that the process has loaded."""
+    return [m.path for m in process.memory_maps() if f"/{package}/" in m.path]
+
+
 def wait_for(condition, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -34,6 +39,8 @@ def test_health_follows_every_worker(model_repository: Path, tmp_path: Path) -> 
     try:
         workers = workers_of(service.process.pid)
         assert len(workers) == 2
+        assert mapped_libraries(workers[0], "sklearn"), "a worker maps scikit-learn's compiled modules"
+        assert not mapped_libraries(psutil.Process(service.process.pid), "sklearn"), "the supervisor loads no model library"
         seen: list[int] = []
         with grpc.insecure_channel(service.address) as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=180)
