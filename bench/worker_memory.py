@@ -2,15 +2,17 @@
 users bring (penguins-pipeline, cancer-trees), after it reports SERVING and has answered one call
 for each bench model (iris-knn and those two: a call builds the model's batcher and label table).
 
-    .venv/bin/python -m bench.worker_memory            # two starts; RSS and USS per process
+    .venv/bin/python -m bench.worker_memory              # two starts; RSS and USS per process
+    .venv/bin/python -m bench.worker_memory --workers 2  # a supervisor and two workers
 
-The service runs as `python -m inference_svc.main` with one worker (PROTOSERVE_INFERENCE_WORKERS=1)
-and metrics on a free port, from a repository in bench/.work/memory holding the four built-in
+The service runs as `python -m inference_svc.main` with one worker (PROTOSERVE_INFERENCE_WORKERS=1,
+or --workers) and metrics on a free port, from a repository in bench/.work/memory holding the four built-in
 models and the two added with `protoserve models add` (bench/user_models.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -38,10 +40,10 @@ def repository() -> tuple[os.PathLike[str], list[str]]:
     return folder, [*RECIPES, *USER_MODELS]
 
 
-def measure(folder: os.PathLike[str], names: list[str]) -> list[tuple[str, int, int]]:
+def measure(folder: os.PathLike[str], names: list[str], workers: int) -> list[tuple[str, int, int]]:
     address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "PROTOSERVE_MODEL_REPOSITORY": str(folder), "PROTOSERVE_INFERENCE_ADDRESS": address,
-           "PROTOSERVE_INFERENCE_WORKERS": "1", "PROTOSERVE_LOG_LEVEL": "warning",
+           "PROTOSERVE_INFERENCE_WORKERS": str(workers), "PROTOSERVE_LOG_LEVEL": "warning",
            "PROTOSERVE_INFERENCE_METRICS_ADDRESS": "127.0.0.1:0"}
     process = subprocess.Popen([sys.executable, "-m", "inference_svc.main"], env=env, stderr=subprocess.DEVNULL)
     try:
@@ -62,11 +64,14 @@ def measure(folder: os.PathLike[str], names: list[str]) -> list[tuple[str, int, 
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.worker_memory", description="the memory of the inference service's processes")
+    parser.add_argument("--workers", type=int, default=1, help="inference worker processes (more than 1: a supervisor too)")
+    workers = parser.parse_args().workers
     shutil.rmtree(WORK / "memory", ignore_errors=True)
     folder, names = repository()
     print(f"models: {', '.join(names)}")
     for start in range(1, STARTS + 1):
-        for name, rss, uss in measure(folder, names):
+        for name, rss, uss in measure(folder, names, workers):
             print(f"start {start}: {name:<10} RSS {rss / 2**20:7.1f} MiB   USS {uss / 2**20:7.1f} MiB")
 
 
