@@ -24,11 +24,7 @@ from protoserve_runtime import auth, tracing
 from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
-from protoserve_runtime.workers import (
-    ReadyBoard,
-    follow_siblings,
-    wait_for_siblings,
-)
+from protoserve_runtime.workers import ReadyBoard, follow_siblings, wait_for_siblings
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,7 @@ from protoserve_runtime import logging as json_logging
 from protoserve_runtime.metrics import measure_rpcs, serve_metrics
 from protoserve_runtime.redis_clients import fast_async_client
 from protoserve_runtime.server import GrpcServer, ServerOptions, run_server
-from protoserve_runtime.workers import (
-    ReadyBoard,
-    follow_siblings,
-    wait_for_siblings,
-)
+from protoserve_runtime.workers import ReadyBoard, follow_siblings, wait_for_siblings
 
 if TYPE_CHECKING:
     from protoserve_runtime.tracing_sdk import Tracing

@@ -20,6 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FREE_METRICS_PORTS = {
     f"PROTOSERVE_{name}_METRICS_ADDRESS": "127.0.0.1:0" for name in ("INFERENCE", "EXPLAIN", "MONITORING")
 }
+# Fresh connections a check must hold on to count as every worker's. The kernel spreads them over the
+# workers at random, so with two workers all of them land on the same one with odds 2**-31: eight
+# connections (odds 1/128) let a wait pass while one worker was still behind, about one run in twenty.
+CONNECTIONS_FOR_EVERY_WORKER = 32
 _handed_out: set[int] = set()
 _handed_out_lock = threading.Lock()
 

@@ -13,8 +13,8 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from tests.harness import CONNECTIONS_FOR_EVERY_WORKER
 from tests.inference.oip import card, matrix, reference, sample_rows
-from tests.lifecycle.system import CONNECTIONS_FOR_EVERY_WORKER
 
 TABULAR = ["iris-knn", "regression-gp", "risk"]
 TEXTS = ["I absolutely love this phone, the battery is amazing!", "Terrible service, cold food.", "It is a phone."]

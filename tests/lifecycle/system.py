@@ -14,6 +14,7 @@ from protoserve.inference.v1 import inference_service_pb2_grpc
 from protoserve.models.v1 import model_service_pb2 as pb
 from protoserve.models.v1 import model_service_pb2_grpc
 
+from tests.harness import CONNECTIONS_FOR_EVERY_WORKER
 from tests.inference.rows import predict_request
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -35,12 +36,6 @@ def add_version(built: Path, repository: Path, name: str, version: str) -> None:
 def stubs(address: str) -> Iterator[Stubs]:
     with grpc.insecure_channel(address, options=FRESH) as channel:
         yield model_service_pb2_grpc.ModelServiceStub(channel), inference_service_pb2_grpc.InferenceServiceStub(channel)
-
-
-# Connections a check must hold on to count as every worker's. The kernel spreads them over the
-# workers at random, so with two workers all of them land on the same one with odds 2**-31: eight
-# connections (odds 1/128) let a wait pass while one worker was still behind, about one run in twenty.
-CONNECTIONS_FOR_EVERY_WORKER = 32
 
 
 def on_every_worker(address: str, check: Callable[[model_service_pb2_grpc.ModelServiceStub,
